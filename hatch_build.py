@@ -1,0 +1,34 @@
+"""Build hook: pins pyspark from versions.env, the one place that holds the Spark version."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from hatchling.metadata.plugin.interface import MetadataHookInterface
+
+BASE_DEPENDENCIES = [
+    "confluent-kafka>=2.6",
+    "pydantic>=2.9",
+    "pydantic-settings>=2.7",
+    "click>=8.1",
+    "duckdb>=1.1",
+    "pyarrow>=17",
+]
+
+
+class CustomMetadataHook(MetadataHookInterface):  # type: ignore[misc]
+    def update(self, metadata: dict[str, Any]) -> None:
+        root = Path(self.root)
+        # Load the parser by path: the package itself is not importable while it is being built.
+        spec = importlib.util.spec_from_file_location(
+            "_tickstream_versions", root / "src" / "tickstream" / "versions.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        pins = module.parse_versions_env((root / "versions.env").read_text(encoding="utf-8"))
+        metadata["dependencies"] = [*BASE_DEPENDENCIES, f"pyspark=={pins['SPARK_VERSION']}"]

@@ -1,0 +1,3 @@
+"""tickstream: stock ticks into Kafka, event-time OHLCV bars with Spark, a Parquet/CSV lake."""
+
+__version__ = "0.1.0"

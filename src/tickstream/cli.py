@@ -1,0 +1,232 @@
+"""The ``tickstream`` command. It only wires settings to the modules that do the work."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from tickstream import __version__
+from tickstream.config import Settings, env_name, flag_name, load_settings
+from tickstream.errors import TickstreamError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+KAFKA_FIELDS = ("kafka_bootstrap_servers", "kafka_topic")
+HOME_FIELDS = ("tickstream_home", "tickstream_jars_dir")
+
+
+def settings_options(*fields: str) -> Callable[[F], F]:
+    """Add one ``--flag`` per settings field; each says its environment variable and default."""
+
+    def decorate(func: F) -> F:
+        for field in reversed(fields):
+            info = Settings.model_fields[field]
+            default = info.default
+            shown = ",".join(default) if isinstance(default, tuple) else default
+            help_text = (
+                f"{info.description} [env: {env_name(field)}; default: {shown if shown is not None else 'unset'}]"
+            )
+            func = click.option(flag_name(field), field, default=None, help=help_text)(func)
+        return func
+
+    return decorate
+
+
+def settings_from(options: dict[str, Any]) -> Settings:
+    return load_settings({k: v for k, v in options.items() if k in Settings.model_fields})
+
+
+class _Group(click.Group):
+    """Turns errors a user can fix into one line on stderr and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TickstreamError as exc:
+            click.echo(f"tickstream: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("tickstream: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tickstream")
+def cli() -> None:
+    """tickstream: stock ticks into Kafka, event-time OHLCV bars with Spark, a Parquet/CSV lake.
+
+    Every setting is an environment variable (WATERMARK) and a flag (--watermark);
+    a flag wins. Run `tickstream COMMAND --help` for a command's settings.
+    """
+
+
+# --- tickstream kafka ------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def kafka() -> None:
+    """Run a local single-node Kafka broker (KRaft) on 127.0.0.1, and manage topics."""
+
+
+def _port_option(func: F) -> F:
+    return click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        default=9092,
+        show_default=True,
+        envvar="TICKSTREAM_KAFKA_PORT",
+        help="Port of the local broker's client listener [env: TICKSTREAM_KAFKA_PORT].",
+    )(func)
+
+
+@kafka.command("start")
+@_port_option
+@click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for readiness.")
+@settings_options(*HOME_FIELDS, "kafka_topic")
+def kafka_start(port: int, timeout: float, **options: Any) -> None:
+    """Start the local broker in the background (or find it running) and create the topics.
+
+    Reports ready only once the broker answers an admin request, then prints its
+    bootstrap address. Running it again is harmless.
+    """
+    from tickstream.kafka_local import LocalKafka
+
+    settings = settings_from(options)
+    broker = LocalKafka(settings.tickstream_home, port=port, jars_dir=settings.jars_dir)
+    result = broker.start(timeout=timeout)
+    verb = "already running" if result.already_running else "started"
+    click.echo(f"kafka {verb}: bootstrap {result.bootstrap} (pid {result.info.pid}, data {result.info.data_dir})")
+    _create_topics(result.bootstrap, settings)
+    click.echo(result.bootstrap)
+
+
+def _create_topics(bootstrap: str, settings: Settings) -> None:
+    from tickstream.kafka_admin import ensure_topics, pipeline_topics
+
+    created, warnings = ensure_topics(bootstrap, pipeline_topics(settings))
+    for name in created:
+        click.echo(f"created topic {name}")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@kafka.command("stop")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait before SIGKILL.")
+@settings_options(*HOME_FIELDS)
+def kafka_stop(timeout: float, **options: Any) -> None:
+    """Stop the local broker: SIGTERM, wait for a controlled shutdown, then report."""
+    from tickstream.kafka_local import LocalKafka
+
+    settings = settings_from(options)
+    info, killed = LocalKafka(settings.tickstream_home).stop(timeout=timeout)
+    if info is None:
+        click.echo("kafka is not running")
+    elif killed:
+        click.echo(f"kafka (pid {info.pid}) did not stop within {timeout:g}s and was killed")
+    else:
+        click.echo(f"kafka stopped (pid {info.pid}, was {info.bootstrap})")
+
+
+@kafka.command("status")
+@settings_options(*HOME_FIELDS)
+def kafka_status(**options: Any) -> None:
+    """Say whether the local broker runs, where, and where its data lives. Exit 3 if stopped."""
+    from tickstream.kafka_admin import is_ready
+    from tickstream.kafka_local import LocalKafka
+
+    settings = settings_from(options)
+    broker = LocalKafka(settings.tickstream_home)
+    info = broker.status()
+    if info is None:
+        click.echo(f"kafka is not running (data dir {broker.data_dir})")
+        sys.exit(3)
+    answering = "answering" if is_ready(info.bootstrap) else "NOT answering admin requests"
+    click.echo(
+        f"kafka is running: bootstrap {info.bootstrap}, pid {info.pid}, {answering}\n"
+        f"  data dir: {info.data_dir}\n  log:      {info.log_file}"
+    )
+
+
+@kafka.command("create-topics")
+@settings_options(*KAFKA_FIELDS)
+def kafka_create_topics(**options: Any) -> None:
+    """Create the pipeline's topics on KAFKA_BOOTSTRAP_SERVERS if they are missing."""
+    settings = settings_from(options)
+    _create_topics(settings.kafka_bootstrap_servers, settings)
+    click.echo("topics ready")
+
+
+# --- tickstream jars -------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def jars() -> None:
+    """The JVM jars (Kafka broker, Spark's Kafka connector), resolved by Maven into a cache."""
+
+
+@jars.command("fetch")
+@settings_options(*HOME_FIELDS)
+def jars_fetch(**options: Any) -> None:
+    """Resolve the pinned jars with Maven (once; later runs reuse the cache)."""
+    from tickstream.jvm import ensure_jars
+
+    settings = settings_from(options)
+    cache = ensure_jars(settings.jars_dir)
+    click.echo(f"jars ready in {cache.root} (Kafka {cache.versions.kafka}, Spark {cache.versions.spark})")
+
+
+@jars.command("path")
+@settings_options(*HOME_FIELDS)
+def jars_path(**options: Any) -> None:
+    """Print the jar folders and whether they are complete."""
+    from tickstream.jvm import jar_cache
+
+    cache = jar_cache(settings_from(options).jars_dir)
+    state = "complete" if cache.is_complete() else "missing: run `tickstream jars fetch`"
+    click.echo(f"kafka broker:    {cache.kafka_dir}\nspark connector: {cache.connector_dir}\n({state})")
+
+
+# --- tickstream config / up ------------------------------------------------------------------
+
+
+@cli.command("config")
+@settings_options(*Settings.model_fields)
+def config_cmd(**options: Any) -> None:
+    """Print the effective settings (environment, then flags) after validation."""
+    settings = settings_from(options)
+    for field in Settings.model_fields:
+        value = getattr(settings, field)
+        shown = ",".join(value) if isinstance(value, tuple) else value
+        click.echo(f"{env_name(field)}={shown if shown is not None else ''}")
+
+
+@cli.command("up")
+@_port_option
+@settings_options(*Settings.model_fields)
+def up(port: int, **options: Any) -> None:
+    """Run the pipeline on this machine: the local broker, then (as it grows) producer and job.
+
+    Today it starts the local broker and creates the topics; the producer and the
+    bars job join it in the next releases.
+    """
+    from tickstream.kafka_local import LocalKafka
+
+    settings = settings_from(options)
+    result = LocalKafka(settings.tickstream_home, port=port, jars_dir=settings.jars_dir).start()
+    verb = "already running" if result.already_running else "started"
+    click.echo(f"kafka {verb} on {result.bootstrap}")
+    _create_topics(result.bootstrap, settings)
+    click.echo(
+        f"topic '{settings.kafka_topic}' is ready. Next: produce ticks to it "
+        f"(KAFKA_BOOTSTRAP_SERVERS={result.bootstrap}); stop the broker with `tickstream kafka stop`."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="tickstream")
+
+
+__all__ = ["cli", "main"]

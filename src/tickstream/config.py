@@ -1,0 +1,254 @@
+"""The one settings object: environment variables, overridable by CLI flags.
+
+Every setting has one name. The environment variable is that name in upper
+case (``WATERMARK``), the CLI flag is it in kebab case (``--watermark``), and
+the compose file and README use the same names. Values are validated once, at
+start-up: a bad one stops the program with a single line that names the
+variable and the expected form (:func:`load_settings` raises
+:class:`~tickstream.errors.ConfigError`, which the CLI turns into exit code 2).
+
+>>> s = load_settings({"watermark": "90 seconds"})
+>>> s.watermark, s.watermark_seconds
+('90 seconds', 90.0)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tickstream.errors import ConfigError
+
+# --- value forms -------------------------------------------------------------------------------
+
+_DURATION_UNITS = {
+    "millisecond": 0.001,
+    "ms": 0.001,
+    "second": 1.0,
+    "sec": 1.0,
+    "s": 1.0,
+    "minute": 60.0,
+    "min": 60.0,
+    "m": 60.0,
+    "hour": 3600.0,
+    "h": 3600.0,
+    "day": 86400.0,
+    "d": 86400.0,
+}
+_SPARK_UNIT = {
+    0.001: "millisecond",
+    1.0: "second",
+    60.0: "minute",
+    3600.0: "hour",
+    86400.0: "day",
+}
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([a-z]+?)s?\s*$")
+DURATION_FORM = "a whole number and a unit, such as '2 minutes', '30 seconds' or '500 ms'"
+
+_HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?)$")
+BOOTSTRAP_FORM = "host:port[,host:port...], such as '127.0.0.1:9092' or 'kafka:9092'"
+
+_TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-=^]{0,19}$")
+TICKERS_FORM = "comma-separated symbols, such as 'AAPL,MSFT,GOOG'"
+
+
+def parse_duration(text: str) -> tuple[int, float]:
+    """Parse a duration into (count, seconds per unit); raise ValueError if malformed.
+
+    >>> parse_duration("2 minutes")
+    (2, 60.0)
+    """
+    match = _DURATION_RE.match(text.lower())
+    if not match or match.group(2) not in _DURATION_UNITS:
+        raise ValueError(f"expected {DURATION_FORM}")
+    count = int(match.group(1))
+    if count <= 0:
+        raise ValueError(f"expected a positive duration: {DURATION_FORM}")
+    return count, _DURATION_UNITS[match.group(2)]
+
+
+def normalize_duration(text: str) -> str:
+    """The canonical form Spark's interval parser accepts: ``'2min'`` -> ``'2 minutes'``."""
+    count, unit_seconds = parse_duration(text)
+    unit = _SPARK_UNIT[unit_seconds]
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def duration_seconds(text: str) -> float:
+    count, unit_seconds = parse_duration(text)
+    return count * unit_seconds
+
+
+def parse_bootstrap(text: str) -> list[tuple[str, int]]:
+    """Split a bootstrap list into (host, port) pairs; raise ValueError if malformed."""
+    pairs: list[tuple[str, int]] = []
+    for item in text.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not _HOST_RE.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected {BOOTSTRAP_FORM}")
+        pairs.append((host, int(port)))
+    return pairs
+
+
+# --- the settings ------------------------------------------------------------------------------
+
+
+class Settings(BaseSettings):
+    """All of tickstream's settings. Frozen: read once at start-up, then passed around."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        case_sensitive=False,
+        env_ignore_empty=True,
+        env_file=".env",
+        extra="ignore",
+    )
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka brokers the producer and the job connect to."
+    )
+    kafka_topic: str = Field("events", description="The topic that carries the ticks.")
+
+    # Producer
+    tickers: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("AAPL", "MSFT", "GOOG", "AMZN", "TSLA"), description="Symbols to produce ticks for."
+    )
+    msgs_per_sec: float = Field(5.0, description="Ticks per second to produce; 0 = as fast as possible.")
+    simulate_if_no_yfinance: bool = Field(
+        True, description="Fall back to simulated ticks when yfinance is missing or unreachable."
+    )
+    send_timeout_sec: float = Field(
+        30.0, description="How long the producer tries to deliver one message before it fails."
+    )
+
+    # Stream job
+    output_path: Path = Field(Path("data/output"), description="Root folder of the lake.")
+    window_duration: str = Field("1 minute", description="Length of one bar.")
+    watermark: str = Field("2 minutes", description="How late a tick may arrive and still count.")
+    processing_trigger: str = Field(
+        "1 second", description="How often the stream job runs a micro-batch."
+    )
+    max_offsets_per_trigger: int | None = Field(
+        None, description="Cap on Kafka records per micro-batch; unset = no cap."
+    )
+    spark_master: str = Field("local[*]", description="Spark master URL, e.g. spark://host:7077.")
+
+    # Local state
+    tickstream_home: Path = Field(
+        Path(".tickstream"),
+        description="Folder for local state: the jar cache and the local broker's data.",
+    )
+    tickstream_jars_dir: Path | None = Field(
+        None, description="Jar cache folder; unset = TICKSTREAM_HOME/jars."
+    )
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        parse_bootstrap(value)
+        return ",".join(part.strip() for part in value.split(","))
+
+    @field_validator("kafka_topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._\-]{1,249}", value) or value in {".", ".."}:
+            raise ValueError("expected a Kafka topic name: letters, digits, '.', '_', '-'")
+        return value
+
+    @field_validator("tickers", mode="before")
+    @classmethod
+    def _tickers(cls, value: Any) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        symbols = tuple(str(item).strip().upper() for item in items if str(item).strip())
+        if not symbols or not all(_TICKER_RE.match(s) for s in symbols):
+            raise ValueError(f"expected {TICKERS_FORM}")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("expected each symbol once")
+        return symbols
+
+    @field_validator("msgs_per_sec")
+    @classmethod
+    def _rate(cls, value: float) -> float:
+        if not value >= 0 or value == float("inf"):
+            raise ValueError("expected a number >= 0 (0 = as fast as possible)")
+        return value
+
+    @field_validator("send_timeout_sec")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        if not value > 0 or value == float("inf"):
+            raise ValueError("expected a number of seconds > 0")
+        return value
+
+    @field_validator("window_duration", "watermark", "processing_trigger")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return normalize_duration(value)
+
+    @field_validator("max_offsets_per_trigger")
+    @classmethod
+    def _max_offsets(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("expected a whole number > 0, or leave it unset for no cap")
+        return value
+
+    @field_validator("spark_master")
+    @classmethod
+    def _master(cls, value: str) -> str:
+        if not re.fullmatch(r"local(\[(\*|\d+)(,\d+)?\])?|(spark|k8s|yarn)(://\S+)?", value):
+            raise ValueError("expected local[*], local[N], spark://host:port, yarn or k8s://...")
+        return value
+
+    @property
+    def watermark_seconds(self) -> float:
+        return duration_seconds(self.watermark)
+
+    @property
+    def window_seconds(self) -> float:
+        return duration_seconds(self.window_duration)
+
+    @property
+    def trigger_seconds(self) -> float:
+        return duration_seconds(self.processing_trigger)
+
+    @property
+    def jars_dir(self) -> Path:
+        return self.tickstream_jars_dir or self.tickstream_home / "jars"
+
+
+def env_name(field: str) -> str:
+    return field.upper()
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the environment, apply CLI overrides (``None`` means 'not given'), validate.
+
+    Raises :class:`ConfigError` naming the first bad variable and its expected form.
+    """
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise _config_error(exc, given) from None
+
+
+def _config_error(exc: ValidationError, given: Mapping[str, Any]) -> ConfigError:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "?"
+    where = flag_name(field) if field in given else env_name(field)
+    reason = str(first["msg"]).removeprefix("Value error, ")
+    value = first.get("input")
+    shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+    more = len(exc.errors()) - 1
+    extra = f" (and {more} more bad setting{'s' if more > 1 else ''})" if more else ""
+    return ConfigError(f"bad setting {where}{shown}: {reason}{extra}")

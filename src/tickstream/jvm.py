@@ -1,0 +1,169 @@
+"""The JVM side: finding Java, and the jar cache that Maven fills from ``jvm/pom.xml``.
+
+Jars land in ``<TICKSTREAM_HOME>/jars/<component>-<version>/``: one folder for the
+Kafka broker, one for Spark's Kafka connector. Maven runs once; later runs reuse
+the cache and need no network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tickstream.errors import EnvironmentProblem
+from tickstream.versions import Versions, build_dir, pinned
+
+MIN_JAVA = 17
+_READY_MARK = ".complete"
+
+
+@dataclass(frozen=True)
+class Java:
+    executable: Path
+    major: int
+
+
+def find_java() -> Java:
+    """Java from JAVA_HOME or PATH, at least version 17; a clear error otherwise."""
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = Path(java_home) / "bin" / "java" if java_home else None
+    if candidate is None or not candidate.is_file():
+        found = shutil.which("java")
+        candidate = Path(found) if found else None
+    if candidate is None:
+        raise EnvironmentProblem(
+            "Java was not found (neither JAVA_HOME nor 'java' on PATH)",
+            f"install a JDK {MIN_JAVA}+ (e.g. apt-get install openjdk-17-jdk-headless) "
+            "and set JAVA_HOME",
+        )
+    major = java_major_version(candidate)
+    if major < MIN_JAVA:
+        raise EnvironmentProblem(
+            f"Java {major} at {candidate} is too old: Kafka 4 and Spark 4 need Java {MIN_JAVA}+",
+            f"install a JDK {MIN_JAVA}+ and point JAVA_HOME at it",
+        )
+    return Java(candidate, major)
+
+
+def java_major_version(java: Path) -> int:
+    out = subprocess.run(
+        [str(java), "-version"], capture_output=True, text=True, check=False, timeout=60
+    )
+    return parse_java_major(out.stderr + out.stdout)
+
+
+def parse_java_major(version_output: str) -> int:
+    """The major version from ``java -version`` output ('1.8.0_392' -> 8, '17.0.15' -> 17)."""
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if not match:
+        raise EnvironmentProblem(
+            f"could not read the Java version from: {version_output.strip()[:200]!r}",
+            "check that JAVA_HOME points at a working JDK",
+        )
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+@dataclass(frozen=True)
+class JarCache:
+    """Where the jars of one set of pinned versions live."""
+
+    root: Path
+    versions: Versions
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.root / f"kafka-{self.versions.kafka}"
+
+    @property
+    def connector_dir(self) -> Path:
+        return self.root / f"spark-kafka-{self.versions.spark}"
+
+    def is_complete(self) -> bool:
+        return all((d / _READY_MARK).is_file() for d in (self.kafka_dir, self.connector_dir))
+
+    def kafka_classpath(self) -> list[Path]:
+        return _jars_in(self.kafka_dir)
+
+    def connector_jars(self, spark_jars_dir: Path | None = None) -> list[Path]:
+        """The connector and the jars it needs that Spark does not already ship.
+
+        Jars whose artifact Spark already has (scala-library, hadoop-client, slf4j...)
+        are left out, so the driver and executors keep one copy of each class.
+        """
+        shipped = {_artifact_name(p.name) for p in _jars_in(spark_jars_dir)} if spark_jars_dir else set()
+        return [p for p in _jars_in(self.connector_dir) if _artifact_name(p.name) not in shipped]
+
+
+def _jars_in(folder: Path | None) -> list[Path]:
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.jar"))
+
+
+def _artifact_name(jar_name: str) -> str:
+    """'kafka-clients-3.9.0.jar' -> 'kafka-clients'; 'scala-library-2.13.15.jar' -> 'scala-library'."""
+    stem = jar_name.removesuffix(".jar")
+    return re.sub(r"-\d+\.\d+[\w.\-]*$", "", stem)
+
+
+def jar_cache(jars_dir: Path) -> JarCache:
+    return JarCache(jars_dir.resolve(), pinned())
+
+
+def ensure_jars(jars_dir: Path, *, quiet: bool = False) -> JarCache:
+    """The jar cache for the pinned versions, resolved by Maven on first use."""
+    cache = jar_cache(jars_dir)
+    if cache.is_complete():
+        return cache
+    fetch_jars(cache, quiet=quiet)
+    return cache
+
+
+def fetch_jars(cache: JarCache, *, quiet: bool = False) -> None:
+    """Run Maven on ``jvm/pom.xml`` to copy the pinned jars into the cache."""
+    pom = build_dir() / "jvm" / "pom.xml"
+    if not pom.is_file():
+        raise EnvironmentProblem(
+            f"the JVM build file {pom} is missing", "reinstall tickstream from a full checkout"
+        )
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise EnvironmentProblem(
+            f"the Kafka and Spark connector jars are not in {cache.root}, and Maven ('mvn') "
+            "is not on PATH to fetch them",
+            "install Maven (e.g. apt-get install maven) and run `tickstream jars fetch`",
+        )
+    find_java()
+    v = cache.versions
+    cache.root.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        mvn,
+        "-B",
+        "-f",
+        str(pom),
+        "package",
+        f"-Dspark.version={v.spark}",
+        f"-Dkafka.version={v.kafka}",
+        f"-Dscala.binary.version={v.scala_binary}",
+        f"-Djars.dir={cache.root}",
+    ]
+    if quiet:
+        cmd.insert(2, "-q")
+    if not quiet:
+        print(f"resolving JVM jars with Maven (Kafka {v.kafka}, {v.connector_artifact}) ...")
+    result = subprocess.run(cmd, capture_output=quiet, text=True, check=False)
+    if result.returncode != 0:
+        tail = (result.stdout or "")[-2000:] if quiet else ""
+        raise EnvironmentProblem(
+            f"Maven could not resolve the JVM jars (exit {result.returncode}){': ' + tail if tail else ''}",
+            "check the network access to Maven Central, then run `tickstream jars fetch` again",
+        )
+    for folder in (cache.kafka_dir, cache.connector_dir):
+        if not _jars_in(folder):
+            raise EnvironmentProblem(f"Maven ran but left no jars in {folder}", "report this as a bug")
+        (folder / _READY_MARK).write_text("ok\n", encoding="utf-8")

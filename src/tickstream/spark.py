@@ -1,0 +1,116 @@
+"""The one Spark session factory for every Spark code path in tickstream.
+
+``local[*]`` by default, any master by setting. Spark's Kafka connector comes
+from the jar cache (``spark.jars``), so nothing is downloaded at run time; on a
+cluster the driver ships those jars to the executors. Logs stay at WARN, and the
+UI either stays off or takes the next free port.
+
+>>> spark = build_spark(load_settings(), app_name="tickstream-bars")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tickstream.config import Settings
+from tickstream.errors import EnvironmentProblem
+from tickstream.jvm import ensure_jars, find_java
+from tickstream.versions import pinned
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_LOG4J2 = """status = warn
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
+rootLogger.level = warn
+rootLogger.appenderRef.console.ref = console
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = error
+logger.jetty.name = org.sparkproject.jetty
+logger.jetty.level = warn
+logger.nativeloader.name = org.apache.hadoop.util.NativeCodeLoader
+logger.nativeloader.level = error
+"""
+
+
+def spark_jars_dir() -> Path:
+    """The folder of jars pyspark ships (its own Spark distribution)."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent / "jars"
+
+
+def check_pyspark_version() -> None:
+    import pyspark
+
+    want = pinned().spark
+    if pyspark.__version__ != want:
+        raise EnvironmentProblem(
+            f"pyspark {pyspark.__version__} is installed but tickstream is pinned to Spark {want}",
+            f"pip install 'pyspark=={want}' (or reinstall tickstream)",
+        )
+
+
+def spark_conf(
+    settings: Settings, *, ui: bool = False, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The configuration every tickstream session starts from."""
+    jars = ensure_jars(settings.jars_dir, quiet=True)
+    connector = jars.connector_jars(spark_jars_dir())
+    log4j = settings.tickstream_home.resolve() / "spark-log4j2.properties"
+    log4j.parent.mkdir(parents=True, exist_ok=True)
+    if not log4j.is_file() or log4j.read_text(encoding="utf-8") != _LOG4J2:
+        log4j.write_text(_LOG4J2, encoding="utf-8")
+    java_opts = f"-Dlog4j2.configurationFile=file:{log4j}"
+    conf = {
+        "spark.master": settings.spark_master,
+        "spark.jars": ",".join(str(p) for p in connector),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": java_opts,
+        "spark.executor.extraJavaOptions": java_opts,
+        "spark.ui.enabled": "true" if ui else "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.port.maxRetries": "64",
+        "spark.sql.adaptive.enabled": "false",
+        "spark.sql.streaming.stateStore.providerClass": (
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+        ),
+        "spark.sql.shuffle.partitions": "4",
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+    }
+    if settings.spark_master.startswith("local"):
+        # One machine: bind to loopback so a laptop's hostname or VPN does not matter.
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+    conf.update(extra or {})
+    return conf
+
+
+def build_spark(
+    settings: Settings,
+    app_name: str = "tickstream",
+    *,
+    ui: bool = False,
+    extra: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """A SparkSession with the Kafka connector attached, quiet logs, UTC time."""
+    find_java()
+    check_pyspark_version()
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in spark_conf(settings, ui=ui, extra=extra).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,88 @@
+"""Fixtures: a real Kafka broker (KRaft) and a real SparkSession, once per test session.
+
+The broker and Spark are started lazily: a run of the unit tests alone starts neither.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tickstream.config import Settings, load_settings
+from tickstream.kafka_admin import TopicSpec, ensure_topics
+from tickstream.kafka_local import LocalKafka, free_port
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def repo_jars_dir() -> Path:
+    """The jar cache the test command filled (`tickstream jars fetch`), shared by all tests."""
+    return Path(os.environ.get("TICKSTREAM_JARS_DIR", REPO / ".tickstream" / "jars"))
+
+
+@pytest.fixture(scope="session")
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tickstream-home")
+
+
+@pytest.fixture(scope="session")
+def base_settings(state_home: Path) -> Settings:
+    return load_settings(
+        {
+            "tickstream_home": state_home,
+            "tickstream_jars_dir": repo_jars_dir(),
+            "spark_master": "local[2]",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(state_home: Path) -> Iterator[str]:
+    """A real single-node broker on a free port; yields its bootstrap address."""
+    broker = LocalKafka(state_home / "broker", port=free_port(), jars_dir=repo_jars_dir(), heap="768m")
+    result = broker.start(timeout=120)
+    try:
+        yield result.bootstrap
+    finally:
+        broker.stop(timeout=30)
+
+
+@pytest.fixture
+def make_topic(kafka_broker: str, request: pytest.FixtureRequest) -> Callable[..., str]:
+    """Create a topic unique to this test: ``make_topic(partitions=3)`` -> its name."""
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[:60].strip("-")
+
+    def create(partitions: int = 3) -> str:
+        name = f"t-{stem}-{uuid.uuid4().hex[:8]}"
+        ensure_topics(kafka_broker, [TopicSpec(name, partitions)])
+        return name
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def spark(base_settings: Settings) -> Iterator[SparkSession]:
+    """A real local SparkSession with the Kafka connector attached from the jar cache."""
+    from tickstream.spark import build_spark
+
+    session = build_spark(base_settings, app_name="tickstream-tests")
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration is marked `integration`."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)

@@ -19,14 +19,15 @@ BASE_DEPENDENCIES = [
 ]
 
 
-class CustomMetadataHook(MetadataHookInterface):  # type: ignore[misc]
+class CustomMetadataHook(MetadataHookInterface):
     def update(self, metadata: dict[str, Any]) -> None:
         root = Path(self.root)
         # Load the parser by path: the package itself is not importable while it is being built.
         spec = importlib.util.spec_from_file_location(
             "_tickstream_versions", root / "src" / "tickstream" / "versions.py"
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)

@@ -48,7 +48,9 @@ def base_settings(state_home: Path) -> Settings:
 @pytest.fixture(scope="session")
 def kafka_broker(state_home: Path) -> Iterator[str]:
     """A real single-node broker on a free port; yields its bootstrap address."""
-    broker = LocalKafka(state_home / "broker", port=free_port(), jars_dir=repo_jars_dir(), heap="768m")
+    broker = LocalKafka(
+        state_home / "broker", port=free_port(), jars_dir=repo_jars_dir(), heap="768m"
+    )
     result = broker.start(timeout=120)
     try:
         yield result.bootstrap

@@ -26,9 +26,9 @@ def settings_options(*fields: str) -> Callable[[F], F]:
             info = Settings.model_fields[field]
             default = info.default
             shown = ",".join(default) if isinstance(default, tuple) else default
-            help_text = (
-                f"{info.description} [env: {env_name(field)}; default: {shown if shown is not None else 'unset'}]"
-            )
+            if shown is None:
+                shown = "unset"
+            help_text = f"{info.description} [env: {env_name(field)}; default: {shown}]"
             func = click.option(flag_name(field), field, default=None, help=help_text)(func)
         return func
 
@@ -84,7 +84,9 @@ def _port_option(func: F) -> F:
 
 @kafka.command("start")
 @_port_option
-@click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for readiness.")
+@click.option(
+    "--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for readiness."
+)
 @settings_options(*HOME_FIELDS, "kafka_topic")
 def kafka_start(port: int, timeout: float, **options: Any) -> None:
     """Start the local broker in the background (or find it running) and create the topics.
@@ -98,7 +100,8 @@ def kafka_start(port: int, timeout: float, **options: Any) -> None:
     broker = LocalKafka(settings.tickstream_home, port=port, jars_dir=settings.jars_dir)
     result = broker.start(timeout=timeout)
     verb = "already running" if result.already_running else "started"
-    click.echo(f"kafka {verb}: bootstrap {result.bootstrap} (pid {result.info.pid}, data {result.info.data_dir})")
+    info = result.info
+    click.echo(f"kafka {verb}: bootstrap {info.bootstrap} (pid {info.pid}, data {info.data_dir})")
     _create_topics(result.bootstrap, settings)
     click.echo(result.bootstrap)
 
@@ -114,7 +117,9 @@ def _create_topics(bootstrap: str, settings: Settings) -> None:
 
 
 @kafka.command("stop")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait before SIGKILL.")
+@click.option(
+    "--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait before SIGKILL."
+)
 @settings_options(*HOME_FIELDS)
 def kafka_stop(timeout: float, **options: Any) -> None:
     """Stop the local broker: SIGTERM, wait for a controlled shutdown, then report."""
@@ -175,7 +180,9 @@ def jars_fetch(**options: Any) -> None:
 
     settings = settings_from(options)
     cache = ensure_jars(settings.jars_dir)
-    click.echo(f"jars ready in {cache.root} (Kafka {cache.versions.kafka}, Spark {cache.versions.spark})")
+    click.echo(
+        f"jars ready in {cache.root} (Kafka {cache.versions.kafka}, Spark {cache.versions.spark})"
+    )
 
 
 @jars.command("path")
@@ -186,7 +193,9 @@ def jars_path(**options: Any) -> None:
 
     cache = jar_cache(settings_from(options).jars_dir)
     state = "complete" if cache.is_complete() else "missing: run `tickstream jars fetch`"
-    click.echo(f"kafka broker:    {cache.kafka_dir}\nspark connector: {cache.connector_dir}\n({state})")
+    click.echo(
+        f"kafka broker:    {cache.kafka_dir}\nspark connector: {cache.connector_dir}\n({state})"
+    )
 
 
 # --- tickstream config / up ------------------------------------------------------------------
@@ -221,7 +230,8 @@ def up(port: int, **options: Any) -> None:
     _create_topics(result.bootstrap, settings)
     click.echo(
         f"topic '{settings.kafka_topic}' is ready. Next: produce ticks to it "
-        f"(KAFKA_BOOTSTRAP_SERVERS={result.bootstrap}); stop the broker with `tickstream kafka stop`."
+        f"(KAFKA_BOOTSTRAP_SERVERS={result.bootstrap}); "
+        "stop the broker with `tickstream kafka stop`."
     )
 
 

@@ -47,7 +47,7 @@ _SPARK_UNIT = {
     3600.0: "hour",
     86400.0: "day",
 }
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([a-z]+?)s?\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
 DURATION_FORM = "a whole number and a unit, such as '2 minutes', '30 seconds' or '500 ms'"
 
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?)$")
@@ -64,12 +64,15 @@ def parse_duration(text: str) -> tuple[int, float]:
     (2, 60.0)
     """
     match = _DURATION_RE.match(text.lower())
-    if not match or match.group(2) not in _DURATION_UNITS:
+    unit = match.group(2) if match else ""
+    if unit not in _DURATION_UNITS:
+        unit = unit.removesuffix("s")  # plural: 'minutes' -> 'minute'
+    if not match or unit not in _DURATION_UNITS:
         raise ValueError(f"expected {DURATION_FORM}")
     count = int(match.group(1))
     if count <= 0:
         raise ValueError(f"expected a positive duration: {DURATION_FORM}")
-    return count, _DURATION_UNITS[match.group(2)]
+    return count, _DURATION_UNITS[unit]
 
 
 def normalize_duration(text: str) -> str:
@@ -119,7 +122,9 @@ class Settings(BaseSettings):
     tickers: Annotated[tuple[str, ...], NoDecode] = Field(
         ("AAPL", "MSFT", "GOOG", "AMZN", "TSLA"), description="Symbols to produce ticks for."
     )
-    msgs_per_sec: float = Field(5.0, description="Ticks per second to produce; 0 = as fast as possible.")
+    msgs_per_sec: float = Field(
+        5.0, description="Ticks per second to produce; 0 = as fast as possible."
+    )
     simulate_if_no_yfinance: bool = Field(
         True, description="Fall back to simulated ticks when yfinance is missing or unreachable."
     )

@@ -95,7 +95,9 @@ class JarCache:
         Jars whose artifact Spark already has (scala-library, hadoop-client, slf4j...)
         are left out, so the driver and executors keep one copy of each class.
         """
-        shipped = {_artifact_name(p.name) for p in _jars_in(spark_jars_dir)} if spark_jars_dir else set()
+        shipped = (
+            {_artifact_name(p.name) for p in _jars_in(spark_jars_dir)} if spark_jars_dir else set()
+        )
         return [p for p in _jars_in(self.connector_dir) if _artifact_name(p.name) not in shipped]
 
 
@@ -106,7 +108,7 @@ def _jars_in(folder: Path | None) -> list[Path]:
 
 
 def _artifact_name(jar_name: str) -> str:
-    """'kafka-clients-3.9.0.jar' -> 'kafka-clients'; 'scala-library-2.13.15.jar' -> 'scala-library'."""
+    """The artifact of a jar file: 'kafka-clients-3.9.0.jar' -> 'kafka-clients'."""
     stem = jar_name.removesuffix(".jar")
     return re.sub(r"-\d+\.\d+[\w.\-]*$", "", stem)
 
@@ -158,12 +160,14 @@ def fetch_jars(cache: JarCache, *, quiet: bool = False) -> None:
         print(f"resolving JVM jars with Maven (Kafka {v.kafka}, {v.connector_artifact}) ...")
     result = subprocess.run(cmd, capture_output=quiet, text=True, check=False)
     if result.returncode != 0:
-        tail = (result.stdout or "")[-2000:] if quiet else ""
+        tail = f": {(result.stdout or '')[-2000:]}" if quiet else ""
         raise EnvironmentProblem(
-            f"Maven could not resolve the JVM jars (exit {result.returncode}){': ' + tail if tail else ''}",
+            f"Maven could not resolve the JVM jars (exit {result.returncode}){tail}",
             "check the network access to Maven Central, then run `tickstream jars fetch` again",
         )
     for folder in (cache.kafka_dir, cache.connector_dir):
         if not _jars_in(folder):
-            raise EnvironmentProblem(f"Maven ran but left no jars in {folder}", "report this as a bug")
+            raise EnvironmentProblem(
+                f"Maven ran but left no jars in {folder}", "report this as a bug"
+            )
         (folder / _READY_MARK).write_text("ok\n", encoding="utf-8")

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from tickstream.config import Settings
 
@@ -34,9 +35,7 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(bootstrap: str, extra: dict[str, str] | None = None) -> AdminClient:
-    conf: dict[str, object] = {"bootstrap.servers": bootstrap, "logger": _quiet}
-    conf.update(extra or {})
-    return AdminClient(conf)
+    return AdminClient({"bootstrap.servers": bootstrap, **(extra or {})}, logger=_quiet)
 
 
 def is_ready(bootstrap: str, timeout: float = 2.0) -> bool:
@@ -49,9 +48,7 @@ def is_ready(bootstrap: str, timeout: float = 2.0) -> bool:
     return True
 
 
-def wait_ready(
-    bootstrap: str, deadline_s: float, alive: Callable[[], bool] | None = None
-) -> bool:
+def wait_ready(bootstrap: str, deadline_s: float, alive: Callable[[], bool] | None = None) -> bool:
     """Poll until the broker answers or the deadline passes.
 
     ``alive`` may be a callable returning False once the broker process is gone, to stop early.

@@ -180,7 +180,10 @@ class LocalKafka:
                 return False
         else:  # no /proc (macOS): ask ps
             out = subprocess.run(
-                ["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True, check=False
+                ["ps", "-p", str(pid), "-o", "command="],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             cmdline = out.stdout
         return _MAIN_CLASS in cmdline and str(self.state_dir) in cmdline
@@ -210,7 +213,8 @@ class LocalKafka:
         if port_in_use(self.port):
             raise EnvironmentProblem(
                 f"port {self.port} on {HOST} is already in use by another process",
-                f"stop that process, or start the broker on another port (--port, e.g. {self.port + 1})",
+                "stop that process, or start the broker on another port "
+                f"(--port, e.g. {self.port + 1})",
             )
         java = find_java()
         jars = ensure_jars(self.jars_dir)
@@ -258,9 +262,9 @@ class LocalKafka:
             alive = self._is_our_process(info.pid)
             if alive:
                 self.stop()
+            what = f"did not answer within {timeout:g}s" if alive else "exited during start-up"
             raise EnvironmentProblem(
-                f"the Kafka broker {'did not answer within ' + str(int(timeout)) + 's' if alive else 'exited during start-up'}"
-                f"; its log ends with: {self._log_tail()}",
+                f"the Kafka broker {what}; its log ends with: {self._log_tail()}",
                 f"read {log_file} and {self.log_dir / 'stdout.log'}",
             )
         return StartResult(info, already_running=False)

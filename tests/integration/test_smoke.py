@@ -82,9 +82,16 @@ def test_spark_structured_streaming_consumes_the_topic(
         .selectExpr("CAST(key AS STRING) AS key", "value")
     )
     table = f"smoke_{topic.replace('-', '_')}"
-    query = stream.writeStream.format("memory").queryName(table).trigger(processingTime="200 milliseconds").start()
+    query = (
+        stream.writeStream.format("memory")
+        .queryName(table)
+        .trigger(processingTime="200 milliseconds")
+        .start()
+    )
     try:
-        wait_until(lambda: spark.table(table).count() == len(first), timeout=60, message="first batch")
+        wait_until(
+            lambda: spark.table(table).count() == len(first), timeout=60, message="first batch"
+        )
         _produce(kafka_broker, topic, second)
         wait_until(
             lambda: spark.table(table).count() == len(first) + len(second),

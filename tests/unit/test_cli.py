@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tickstream.cli import cli
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(cli), ids=lambda p: " ".join(p) or "tickstream")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+    assert len(result.output.splitlines()) > 3
+
+
+def test_settings_flags_show_their_variable() -> None:
+    result = CliRunner().invoke(cli, ["up", "--help"])
+    for var in ("KAFKA_BOOTSTRAP_SERVERS", "WATERMARK", "MSGS_PER_SEC", "OUTPUT_PATH"):
+        assert f"env: {var}" in result.output.replace("\n", " ").replace("  ", " ")
+
+
+def test_bad_setting_is_one_line_and_exit_2() -> None:
+    """A real process: one line on stderr, exit code 2, no traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tickstream", "config"],
+        env={"WATERMARK": "abc", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "tickstream: error: bad setting WATERMARK='abc': expected a whole number and a unit, "
+        "such as '2 minutes', '30 seconds' or '500 ms'"
+    ]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_config_prints_effective_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_TOPIC", "ticks")
+    result = CliRunner().invoke(cli, ["config", "--watermark", "3 minutes"])
+    assert result.exit_code == 0
+    assert "KAFKA_TOPIC=ticks" in result.output
+    assert "WATERMARK=3 minutes" in result.output

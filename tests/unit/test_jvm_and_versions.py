@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tickstream import jvm
+from tickstream.errors import EnvironmentProblem
+from tickstream.versions import Versions, build_dir, parse_versions_env, pinned
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_versions_env_is_the_one_place_that_pins() -> None:
+    v = pinned()
+    assert re.fullmatch(r"4\.0\.\d+", v.spark)
+    assert re.fullmatch(r"4\.\d+\.\d+", v.kafka)
+    assert v.scala_binary == "2.13"
+    # The installed package's pyspark pin was generated from versions.env by hatch_build.py.
+    requires = importlib.metadata.requires("tickstream") or []
+    assert f"pyspark=={v.spark}" in requires
+    import pyspark
+
+    assert pyspark.__version__ == v.spark
+
+
+def test_poms_hard_code_no_pinned_version() -> None:
+    v = pinned()
+    for pom in (build_dir() / "jvm").rglob("pom.xml"):
+        text = pom.read_text()
+        assert f"<version>{v.spark}</version>" not in text, pom
+        assert f"<version>{v.kafka}</version>" not in text, pom
+    connector = (build_dir() / "jvm" / "spark-kafka" / "pom.xml").read_text()
+    assert "<version>${spark.version}</version>" in connector
+    broker = (build_dir() / "jvm" / "kafka-broker" / "pom.xml").read_text()
+    assert "<version>${kafka.version}</version>" in broker
+
+
+def test_parse_versions_env() -> None:
+    assert parse_versions_env("# c\n\nA=1\n B = 2 \n") == {"A": "1", "B": "2"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_versions_env("JUSTAWORD\n")
+
+
+@pytest.mark.parametrize(
+    ("output", "major"),
+    [
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('java version "1.8.0_392"', 8),
+        ('openjdk version "21" 2023-09-19', 21),
+        ('openjdk version "25.0.1" 2025-10-21 LTS', 25),
+    ],
+)
+def test_java_major_version(output: str, major: int) -> None:
+    assert jvm.parse_java_major(output) == major
+
+
+def test_missing_java_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(EnvironmentProblem) as info:
+        jvm.find_java()
+    assert "Java was not found" in str(info.value)
+    assert "JDK 17" in str(info.value)
+
+
+def test_old_java_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "bin" / "java"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'java version \"1.8.0_392\"' >&2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    with pytest.raises(EnvironmentProblem, match=r"Java 8 .* too old"):
+        jvm.find_java()
+
+
+@pytest.mark.parametrize(
+    ("jar", "artifact"),
+    [
+        ("kafka-clients-3.9.0.jar", "kafka-clients"),
+        ("spark-sql-kafka-0-10_2.13-4.0.0.jar", "spark-sql-kafka-0-10_2.13"),
+        ("scala-parallel-collections_2.13-1.2.0.jar", "scala-parallel-collections_2.13"),
+        ("zstd-jni-1.5.6-10.jar", "zstd-jni"),
+        ("jsr305-3.0.0.jar", "jsr305"),
+    ],
+)
+def test_artifact_name(jar: str, artifact: str) -> None:
+    assert jvm._artifact_name(jar) == artifact
+
+
+def test_connector_jars_leave_out_what_spark_ships(tmp_path: Path) -> None:
+    cache = jvm.JarCache(
+        tmp_path / "jars", Versions(spark="4.0.0", scala_binary="2.13", kafka="4.1.1")
+    )
+    cache.connector_dir.mkdir(parents=True)
+    for name in (
+        "spark-sql-kafka-0-10_2.13-4.0.0.jar",
+        "kafka-clients-3.9.0.jar",
+        "scala-library-2.13.15.jar",
+    ):
+        (cache.connector_dir / name).touch()
+    spark_jars = tmp_path / "spark-jars"
+    spark_jars.mkdir()
+    (spark_jars / "scala-library-2.13.16.jar").touch()
+    names = [p.name for p in cache.connector_jars(spark_jars)]
+    assert names == ["kafka-clients-3.9.0.jar", "spark-sql-kafka-0-10_2.13-4.0.0.jar"]
+    assert not cache.is_complete()
+
+
+def test_missing_maven_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(EnvironmentProblem, match=r"Maven .* not on PATH"):
+        jvm.ensure_jars(tmp_path / "jars")

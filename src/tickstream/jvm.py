@@ -146,6 +146,7 @@ def fetch_jars(cache: JarCache, *, quiet: bool = False) -> None:
     cmd = [
         mvn,
         "-B",
+        "-q",
         "-f",
         str(pom),
         "package",
@@ -154,8 +155,6 @@ def fetch_jars(cache: JarCache, *, quiet: bool = False) -> None:
         f"-Dscala.binary.version={v.scala_binary}",
         f"-Djars.dir={cache.root}",
     ]
-    if quiet:
-        cmd.insert(2, "-q")
     if not quiet:
         print(f"resolving JVM jars with Maven (Kafka {v.kafka}, {v.connector_artifact}) ...")
     result = subprocess.run(cmd, capture_output=quiet, text=True, check=False)

@@ -16,6 +16,7 @@ BASE_DEPENDENCIES = [
     "click>=8.1",
     "duckdb>=1.1",
     "pyarrow>=17",
+    "numpy>=1.26",
 ]
 
 

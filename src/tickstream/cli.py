@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import click
 
@@ -29,7 +29,13 @@ def settings_options(*fields: str) -> Callable[[F], F]:
             if shown is None:
                 shown = "unset"
             help_text = f"{info.description} [env: {env_name(field)}; default: {shown}]"
-            func = click.option(flag_name(field), field, default=None, help=help_text)(func)
+            flag = flag_name(field)
+            choices = get_args(info.annotation) if get_origin(info.annotation) is Literal else ()
+            if choices:
+                help_text = help_text.replace(" [env:", f" One of {'|'.join(choices)}. [env:", 1)
+            if info.annotation is bool:
+                flag = f"{flag}/--no-{flag.removeprefix('--')}"
+            func = click.option(flag, field, default=None, help=help_text)(func)
         return func
 
     return decorate
@@ -162,6 +168,134 @@ def kafka_create_topics(**options: Any) -> None:
     settings = settings_from(options)
     _create_topics(settings.kafka_bootstrap_servers, settings)
     click.echo("topics ready")
+
+
+# --- tickstream produce ----------------------------------------------------------------------
+
+PRODUCER_FIELDS = (
+    *KAFKA_FIELDS,
+    "producer_source",
+    "tickers",
+    "msgs_per_sec",
+    "sim_seed",
+    "replay_file",
+    "replay_symbol",
+    "replay_tz",
+    "replay_speed",
+    "replay_rebase",
+    "replay_on_bad_row",
+    "yfinance_poll_sec",
+    "simulate_if_no_yfinance",
+    "heartbeat_interval_sec",
+    "send_timeout_sec",
+    "kafka_compression",
+)
+
+
+def _parse_start(value: str | None) -> int | None:
+    if value is None:
+        return None
+    from datetime import UTC, datetime, timedelta
+
+    from tickstream.errors import ConfigError
+
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"bad setting --start={value!r}: expected an ISO-8601 time, "
+            "such as '2024-03-01T14:30:00Z'"
+        ) from None
+    if stamp.tzinfo is None:
+        raise ConfigError(f"bad setting --start={value!r}: give a time zone, e.g. a trailing 'Z'")
+    return (stamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+@cli.command("produce")
+@settings_options(*PRODUCER_FIELDS)
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many ticks.")
+@click.option(
+    "--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds."
+)
+@click.option(
+    "--start",
+    help="simulate: a synthetic event-time clock from this ISO time (reproducible timestamps); "
+    "default: the wall clock.",
+)
+@click.option(
+    "--connect-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the broker and the topic at start-up.",
+)
+def produce(
+    count: int | None,
+    duration: float | None,
+    start: str | None,
+    connect_timeout: float,
+    **options: Any,
+) -> None:
+    """Publish ticks to Kafka: simulated (default), replayed from a file, or live (yfinance).
+
+    \b
+    Examples:
+      tickstream produce --count 10000 --seed 7
+      tickstream produce --source replay --file ticks.csv.gz --symbol ES \\
+          --tz America/Chicago --speed max
+      tickstream produce --source yfinance --tickers AAPL,MSFT
+
+    Idempotent (acks=all) and asynchronous. Ctrl-C or SIGTERM stops reading the
+    source, flushes what is queued and prints the counts; the exit code is 1 if any
+    message could not be delivered.
+    """
+    import threading
+
+    from tickstream.producer import TickProducer
+    from tickstream.progress import ProgressLine
+    from tickstream.signals import stop_on_signals
+    from tickstream.sources.factory import build_source
+
+    settings = settings_from(options)
+    start_ms = _parse_start(start)
+    stop = threading.Event()
+
+    def notify(message: str) -> None:
+        click.echo(f"produce: {message}", err=True)
+
+    def report_bad_row(where: str, reason: str) -> None:
+        click.echo(f"produce: {where}: {reason} (skipped)", err=True)
+
+    with stop_on_signals(stop, notify, "flushing and stopping"):
+        source = build_source(
+            settings,
+            stop=stop,
+            notify=notify,
+            report_bad_row=report_bad_row,
+            count=count,
+            duration_s=duration,
+            start_ms=start_ms,
+        )
+        producer = TickProducer(settings, stop=stop, notify=notify)
+        partitions = producer.connect(connect_timeout)
+        notify(
+            f"{source.name} -> {settings.kafka_topic} ({len(partitions)} partitions) "
+            f"at {settings.kafka_bootstrap_servers}"
+        )
+        progress = ProgressLine(source.name)
+        if progress.enabled:
+            progress.total = source.total
+        try:
+            stats = producer.run(
+                source, lambda s, queued: progress.update(s.sent, f"queued {queued:,}")
+            )
+        finally:
+            progress.close()
+    click.echo(f"produce: {stats.summary()}", err=True)
+    for error in stats.errors:
+        click.echo(f"produce: error: {error}", err=True)
+    if not stats.ok:
+        sys.exit(1)
 
 
 # --- tickstream jars -------------------------------------------------------------------------

@@ -17,12 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tickstream.errors import ConfigError
+from tickstream.ticks.schema import SYMBOL_RE
 
 # --- value forms -------------------------------------------------------------------------------
 
@@ -53,7 +55,6 @@ DURATION_FORM = "a whole number and a unit, such as '2 minutes', '30 seconds' or
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?)$")
 BOOTSTRAP_FORM = "host:port[,host:port...], such as '127.0.0.1:9092' or 'kafka:9092'"
 
-_TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-=^]{0,19}$")
 TICKERS_FORM = "comma-separated symbols, such as 'AAPL,MSFT,GOOG'"
 
 
@@ -131,6 +132,29 @@ class Settings(BaseSettings):
     send_timeout_sec: float = Field(
         30.0, description="How long the producer tries to deliver one message before it fails."
     )
+    producer_source: Literal["simulate", "replay", "yfinance"] = Field(
+        "simulate", description="Where ticks come from: simulate, replay or yfinance."
+    )
+    heartbeat_interval_sec: float = Field(
+        1.0, description="Seconds between heartbeats to every partition; 0 = none."
+    )
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "lz4", description="Compression of produced batches."
+    )
+    sim_seed: int | None = Field(None, description="Seed for a reproducible simulation.")
+    replay_file: Path | None = Field(
+        None, description="Tick file to replay (CSV, CSV.gz, Parquet)."
+    )
+    replay_symbol: str | None = Field(None, description="Symbol of a file without a symbol column.")
+    replay_tz: str = Field("UTC", description="Time zone of naive timestamps in the file.")
+    replay_speed: str = Field(
+        "1", description="Replay speed: 1 = real time, N = N times faster, max = no pacing."
+    )
+    replay_rebase: bool = Field(False, description="Shift times so the first tick is now.")
+    replay_on_bad_row: Literal["skip", "fail"] = Field(
+        "skip", description="A malformed row is reported, then skipped or fatal."
+    )
+    yfinance_poll_sec: float = Field(5.0, description="Seconds between two yfinance polls.")
 
     # Stream job
     output_path: Path = Field(Path("data/output"), description="Root folder of the lake.")
@@ -171,7 +195,7 @@ class Settings(BaseSettings):
     def _tickers(cls, value: Any) -> tuple[str, ...]:
         items = value.split(",") if isinstance(value, str) else list(value)
         symbols = tuple(str(item).strip().upper() for item in items if str(item).strip())
-        if not symbols or not all(_TICKER_RE.match(s) for s in symbols):
+        if not symbols or not all(SYMBOL_RE.match(s) for s in symbols):
             raise ValueError(f"expected {TICKERS_FORM}")
         if len(set(symbols)) != len(symbols):
             raise ValueError("expected each symbol once")
@@ -189,6 +213,52 @@ class Settings(BaseSettings):
     def _timeout(cls, value: float) -> float:
         if not value > 0 or value == float("inf"):
             raise ValueError("expected a number of seconds > 0")
+        return value
+
+    @field_validator("heartbeat_interval_sec")
+    @classmethod
+    def _heartbeat(cls, value: float) -> float:
+        if not value >= 0 or value == float("inf"):
+            raise ValueError("expected a number of seconds >= 0 (0 = no heartbeats)")
+        return value
+
+    @field_validator("yfinance_poll_sec")
+    @classmethod
+    def _poll(cls, value: float) -> float:
+        if not value >= 1 or value == float("inf"):
+            raise ValueError("expected a number of seconds >= 1 (be polite to Yahoo)")
+        return value
+
+    @field_validator("replay_speed")
+    @classmethod
+    def _speed(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text == "max":
+            return text
+        try:
+            speed = float(text)
+        except ValueError:
+            speed = float("nan")
+        if not speed > 0 or speed == float("inf"):
+            raise ValueError("expected a number > 0 (1 = real time) or 'max'")
+        return text
+
+    @field_validator("replay_symbol")
+    @classmethod
+    def _replay_symbol(cls, value: str | None) -> str | None:
+        if value is not None and not SYMBOL_RE.match(value.strip().upper()):
+            raise ValueError("expected one upper-case symbol, such as 'ES'")
+        return value.strip().upper() if value is not None else None
+
+    @field_validator("replay_tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "expected an IANA time zone, such as 'UTC' or 'America/Chicago'"
+            ) from None
         return value
 
     @field_validator("window_duration", "watermark", "processing_trigger")
@@ -211,6 +281,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def replay_speed_factor(self) -> float | None:
+        """The replay speed as a number, or None for 'max'."""
+        return None if self.replay_speed == "max" else float(self.replay_speed)
+
+    @property
     def watermark_seconds(self) -> float:
         return duration_seconds(self.watermark)
 
@@ -231,8 +306,21 @@ def env_name(field: str) -> str:
     return field.upper()
 
 
+# Flags whose name is shorter than their field (the environment variable keeps the long name).
+FLAG_ALIASES = {
+    "producer_source": "--source",
+    "sim_seed": "--seed",
+    "replay_file": "--file",
+    "replay_symbol": "--symbol",
+    "replay_tz": "--tz",
+    "replay_speed": "--speed",
+    "replay_rebase": "--rebase",
+    "replay_on_bad_row": "--on-bad-row",
+}
+
+
 def flag_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
+    return FLAG_ALIASES.get(field, "--" + field.replace("_", "-"))
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:

@@ -15,10 +15,11 @@ from tickstream.config import Settings
 
 log = logging.getLogger(__name__)
 
-# librdkafka reports every refused connection; while we wait for a broker that is noise.
-_quiet = logging.getLogger("tickstream.kafka.librdkafka")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
+# librdkafka logs every refused connection and retry; what matters reaches us through
+# error callbacks and delivery reports, so its own log lines stay out of the terminal.
+LIBRDKAFKA_LOG = logging.getLogger("tickstream.kafka.librdkafka")
+LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
+LIBRDKAFKA_LOG.propagate = False
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
 
 
 def admin_client(bootstrap: str, extra: dict[str, str] | None = None) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, **(extra or {})}, logger=_quiet)
+    return AdminClient({"bootstrap.servers": bootstrap, **(extra or {})}, logger=LIBRDKAFKA_LOG)
 
 
 def is_ready(bootstrap: str, timeout: float = 2.0) -> bool:

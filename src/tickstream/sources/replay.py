@@ -225,12 +225,11 @@ class _Converter:
             raise ValueError("empty")
         if stamp.tzinfo is None:
             early = stamp.replace(tzinfo=self.zone, fold=0)
-            late = stamp.replace(tzinfo=self.zone, fold=1)
-            if early.utcoffset() != late.utcoffset():
-                raise ValueError(f"ambiguous local time in {self.tz}")
             round_trip = early.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None)
             if round_trip != stamp:
                 raise ValueError(f"nonexistent local time in {self.tz}")
+            if early.utcoffset() != stamp.replace(tzinfo=self.zone, fold=1).utcoffset():
+                raise ValueError(f"ambiguous local time in {self.tz}")
             stamp = early
         return (stamp - _EPOCH) // timedelta(milliseconds=1)
 

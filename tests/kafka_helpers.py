@@ -1,0 +1,56 @@
+"""Reading a topic back, independently of tickstream's own code."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def consume_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Record]:
+    """Every record of every partition, from the beginning to the current end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = sorted(metadata.topics[topic].partitions)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions if ends[p] > 0])
+        records: list[Record] = []
+        remaining = {p for p in partitions if ends[p] > 0}
+        deadline = time.monotonic() + timeout
+        while remaining:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out reading {topic}; partitions left: {remaining}")
+            for msg in consumer.consume(num_messages=10_000, timeout=1.0):
+                if msg.error():
+                    raise AssertionError(f"consume error: {msg.error()}")
+                p, offset, value = msg.partition(), msg.offset(), msg.value()
+                assert p is not None
+                assert offset is not None
+                records.append(Record(p, offset, msg.key(), value or b""))
+                if offset + 1 >= ends[p]:
+                    remaining.discard(p)
+        return records
+    finally:
+        consumer.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC as UTC_ZONE
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import click
@@ -193,22 +194,13 @@ PRODUCER_FIELDS = (
 
 
 def _parse_start(value: str | None) -> int | None:
-    if value is None:
-        return None
-    from datetime import UTC, datetime, timedelta
-
+    from tickstream.config import parse_instant_ms
     from tickstream.errors import ConfigError
 
     try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"bad setting --start={value!r}: expected an ISO-8601 time, "
-            "such as '2024-03-01T14:30:00Z'"
-        ) from None
-    if stamp.tzinfo is None:
-        raise ConfigError(f"bad setting --start={value!r}: give a time zone, e.g. a trailing 'Z'")
-    return (stamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+        return None if value is None else parse_instant_ms(value)
+    except ValueError as exc:
+        raise ConfigError(f"bad setting --start={value!r}: {exc}") from None
 
 
 @cli.command("produce")
@@ -296,6 +288,165 @@ def produce(
         click.echo(f"produce: error: {error}", err=True)
     if not stats.ok:
         sys.exit(1)
+
+
+# --- tickstream stream / bars -----------------------------------------------------------------
+
+STREAM_FIELDS = (
+    *KAFKA_FIELDS,
+    "output_path",
+    "window_duration",
+    "watermark",
+    "processing_trigger",
+    "max_offsets_per_trigger",
+    "starting_offsets",
+    "fail_on_data_loss",
+    "tick_min_time",
+    "tick_max_ahead",
+    "max_message_bytes",
+    "dlq_topic",
+    "console_bars",
+    "spark_master",
+    "spark_shuffle_partitions",
+    *HOME_FIELDS,
+)
+
+
+def run_stream(
+    settings: Settings, *, once: bool = False, ui: bool = False, stop: Any = None
+) -> None:
+    """Run the bars job until stopped (or, with ``once``, until the topic is drained)."""
+    import threading
+
+    from tickstream.bars.console import Console
+    from tickstream.bars.job import BarsJob
+    from tickstream.signals import stop_on_signals
+    from tickstream.spark import build_spark
+
+    stop = stop or threading.Event()
+
+    def notify(message: str) -> None:
+        click.echo(f"job  {message}", err=True)
+
+    console = Console(echo=click.echo, show_bars=settings.console_bars)
+    spark = build_spark(settings, app_name="tickstream-bars", ui=ui)
+    job = BarsJob(settings, spark, on_batch=console.on_batch)
+    with stop_on_signals(stop, notify, "finishing the current micro-batch"):
+        query = job.start(once=once)
+        notify(
+            f"reading {settings.kafka_topic} at {settings.kafka_bootstrap_servers}; "
+            f"bars of {settings.window_duration}, watermark {settings.watermark}; "
+            f"lake {job.root}"
+        )
+        while query.isActive and not stop.is_set():
+            query.awaitTermination(1)
+            console.tick()
+        if stop.is_set():
+            job.stop()
+        console.tick(force=True)
+        error = query.exception()
+        if error is not None and not stop.is_set():
+            from tickstream.errors import TickstreamError
+
+            raise TickstreamError(f"the bars job failed: {str(error).splitlines()[0][:500]}")
+    notify("stopped; a restart resumes from the checkpoint")
+    spark.stop()
+
+
+@cli.command("stream")
+@settings_options(*STREAM_FIELDS)
+@click.option("--once", is_flag=True, help="Process what the topic holds now, then stop.")
+@click.option("--ui/--no-ui", default=False, show_default=True, help="Serve the Spark UI.")
+def stream(once: bool, ui: bool, **options: Any) -> None:
+    """Run the Spark Structured Streaming job: ticks in Kafka -> OHLCV bars in the lake.
+
+    \b
+    Writes under OUTPUT_PATH:
+      bars/date=YYYY-MM-DD/       closed bars (Parquet)    bars_csv/  the same as CSV
+      ticks/date=YYYY-MM-DD/      the valid ticks, deduplicated
+      rejects/  late/             bad messages with reasons; ticks after their bar closed
+      _checkpoints/               Spark's checkpoint and the job's state
+
+    Prints each bar as it closes and the job's progress every few seconds. Ctrl-C or
+    SIGTERM lets the running micro-batch finish, then exits 0; a restart resumes from
+    the checkpoint, with nothing lost or counted twice.
+    """
+    run_stream(settings_from(options), once=once, ui=ui)
+
+
+@cli.command("bars")
+@settings_options("output_path")
+@click.option("--symbol", help="Only this symbol.")
+@click.option("--from", "start", help="Bars whose window starts at or after this ISO time (UTC).")
+@click.option("--to", "end", help="... and before this ISO time (UTC).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many bars.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+def bars_cmd(
+    symbol: str | None,
+    start: str | None,
+    end: str | None,
+    limit: int | None,
+    fmt: str,
+    **options: Any,
+) -> None:
+    """Read closed bars from the lake (DuckDB over bars/*.parquet): a table, CSV or JSON."""
+    import csv
+    import json
+    from datetime import datetime
+
+    from tickstream.errors import ConfigError
+    from tickstream.lake import read_bars
+
+    def when(value: str | None, flag: str) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            stamp = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"bad setting {flag}={value!r}: expected an ISO time") from None
+        return (
+            stamp.replace(tzinfo=None)
+            if stamp.tzinfo is None
+            else stamp.astimezone(UTC_ZONE).replace(tzinfo=None)
+        )
+
+    settings = settings_from(options)
+    columns, rows = read_bars(
+        settings.output_path,
+        symbol=symbol,
+        start=when(start, "--from"),
+        end=when(end, "--to"),
+        limit=limit,
+    )
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(dict(zip(columns, row, strict=True)), default=str))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        _print_table(columns, rows)
+        click.echo(f"({len(rows)} bars)", err=True)
+
+
+def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}".rstrip("0").rstrip(".")
+        return str(value) if value is not None else ""
+
+    texts = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c), *(len(t[i]) for t in texts)]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for t in texts:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)))
 
 
 # --- tickstream jars -------------------------------------------------------------------------

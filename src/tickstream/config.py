@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -86,6 +87,17 @@ def normalize_duration(text: str) -> str:
 def duration_seconds(text: str) -> float:
     count, unit_seconds = parse_duration(text)
     return count * unit_seconds
+
+
+def parse_instant_ms(text: str) -> int:
+    """An ISO-8601 time with a zone, as epoch milliseconds."""
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("expected an ISO-8601 time such as '2024-03-01T14:30:00Z'") from None
+    if stamp.tzinfo is None:
+        raise ValueError("expected a time zone, e.g. a trailing 'Z'")
+    return (stamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def parse_bootstrap(text: str) -> list[tuple[str, int]]:
@@ -167,6 +179,28 @@ class Settings(BaseSettings):
         None, description="Cap on Kafka records per micro-batch; unset = no cap."
     )
     spark_master: str = Field("local[*]", description="Spark master URL, e.g. spark://host:7077.")
+    starting_offsets: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a new pipeline starts reading the topic."
+    )
+    fail_on_data_loss: bool = Field(
+        True, description="Stop the job if Kafka deleted data it had not read yet."
+    )
+    tick_min_time: str = Field(
+        "1990-01-01T00:00:00Z",
+        description="Ticks and heartbeats earlier than this are rejected (ISO-8601).",
+    )
+    tick_max_ahead: str = Field(
+        "1 day",
+        description="Reject events more than this ahead of the time Kafka received them.",
+    )
+    max_message_bytes: int = Field(65536, description="Larger messages are rejected unparsed.")
+    dlq_topic: str | None = Field(
+        None, description="Also send rejected messages to this Kafka topic; unset = lake only."
+    )
+    console_bars: bool = Field(True, description="Print each closed bar on the console.")
+    spark_shuffle_partitions: int = Field(
+        4, description="Spark shuffle partitions of the bars job (more on a cluster)."
+    )
 
     # Local state
     tickstream_home: Path = Field(
@@ -261,7 +295,25 @@ class Settings(BaseSettings):
             ) from None
         return value
 
-    @field_validator("window_duration", "watermark", "processing_trigger")
+    @field_validator("tick_min_time")
+    @classmethod
+    def _min_time(cls, value: str) -> str:
+        parse_instant_ms(value)
+        return value
+
+    @field_validator("max_message_bytes", "spark_shuffle_partitions")
+    @classmethod
+    def _positive_int(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("expected a whole number > 0")
+        return value
+
+    @field_validator("dlq_topic")
+    @classmethod
+    def _dlq(cls, value: str | None) -> str | None:
+        return None if value is None else cls._topic(value)
+
+    @field_validator("window_duration", "watermark", "processing_trigger", "tick_max_ahead")
     @classmethod
     def _duration(cls, value: str) -> str:
         return normalize_duration(value)
@@ -284,6 +336,22 @@ class Settings(BaseSettings):
     def replay_speed_factor(self) -> float | None:
         """The replay speed as a number, or None for 'max'."""
         return None if self.replay_speed == "max" else float(self.replay_speed)
+
+    @property
+    def tick_min_ms(self) -> int:
+        return parse_instant_ms(self.tick_min_time)
+
+    @property
+    def tick_max_ahead_ms(self) -> int:
+        return int(duration_seconds(self.tick_max_ahead) * 1000)
+
+    @property
+    def window_ms(self) -> int:
+        return int(self.window_seconds * 1000)
+
+    @property
+    def watermark_ms(self) -> int:
+        return int(self.watermark_seconds * 1000)
 
     @property
     def watermark_seconds(self) -> float:

@@ -83,7 +83,11 @@ def spark_conf(
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),
-        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        # Hostile input must become a reject, never an exception that stops the job: with
+        # ANSI mode a bad cast or an overflow throws; without it, it yields null, which the
+        # validation turns into a reason.
+        "spark.sql.ansi.enabled": "false",
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
     }

@@ -1,0 +1,65 @@
+"""What the job prints: each closed bar as one line, and its progress every few seconds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from tickstream.bars.job import BatchReport
+from tickstream.bars.state import NO_TIME
+
+
+def format_bar(bar: dict[str, Any]) -> str:
+    """'ES     2013-09-01 22:00 O 1640.25 H 1641.00 L 1639.00 C 1639.75 V 3,940 n 893 -0.03%'."""
+    start = bar["window_start"]
+    when = start.strftime("%Y-%m-%d %H:%M") if isinstance(start, datetime) else str(start)
+    return (
+        f"{bar['symbol']:<6} {when} O {bar['open']:.2f} H {bar['high']:.2f} L {bar['low']:.2f} "
+        f"C {bar['close']:.2f} V {bar['volume']:,.0f} n {bar['trade_count']:,} "
+        f"{bar['pct_change']:+.2f}%"
+    )
+
+
+def format_time(ms: int) -> str:
+    if ms <= NO_TIME:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Console:
+    def __init__(
+        self, echo: Callable[[str], None] = print, show_bars: bool = True, every_s: float = 5.0
+    ) -> None:
+        self.echo = echo
+        self.show_bars = show_bars
+        self.every_s = every_s
+        self.report: BatchReport | None = None
+        self._last = time.monotonic()
+        self._ticks_since = 0
+
+    def on_batch(self, report: BatchReport) -> None:
+        self.report = report
+        self._ticks_since += report.accepted + report.duplicates + report.late
+        if self.show_bars:
+            for bar in report.bars:
+                self.echo(f"bar  {format_bar(bar)}")
+
+    def tick(self, force: bool = False) -> None:
+        """Print the progress line if it is time (call it often)."""
+        now = time.monotonic()
+        if not force and now - self._last < self.every_s:
+            return
+        rate = self._ticks_since / max(now - self._last, 1e-9)
+        self._last, self._ticks_since = now, 0
+        r = self.report
+        if r is None:
+            self.echo("job  waiting for the first micro-batch")
+            return
+        t = r.totals
+        self.echo(
+            f"job  {rate:,.0f} ticks/s | watermark {format_time(r.watermark_ms)} | "
+            f"state {r.open_rows:,} ticks | bars {t.bars:,} | late {t.late:,} | "
+            f"rejected {t.rejected_total:,} | duplicates {t.duplicates:,} | batch {r.batch_id}"
+        )

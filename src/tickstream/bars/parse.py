@@ -1,0 +1,183 @@
+"""Parse and validate Kafka messages, in the JVM (Spark SQL expressions, no Python UDFs).
+
+Every message becomes one row with ``kind`` = ``tick``, ``heartbeat`` or ``reject``;
+a reject carries the first reason it failed, from a fixed vocabulary:
+
+=========================  ===========================================================
+reason                     meaning
+=========================  ===========================================================
+``empty``                  no value (a tombstone) or an empty one
+``oversized``              larger than MAX_MESSAGE_BYTES (not parsed)
+``invalid_utf8``           the bytes are not UTF-8
+``malformed_json``         not a JSON object
+``bad_type``               a field of the wrong JSON type (a string price, a float seq)
+``unknown_schema_version`` ``schema_version`` is not 1
+``unknown_type``           ``type`` is neither ``tick`` nor ``heartbeat``
+``missing_field``          a required field is absent or null
+``bad_symbol``             not ``[A-Z0-9^][A-Z0-9.=^-]{0,19}``, or not a JSON string
+``bad_event_id``           empty, longer than 128 characters, or not a JSON string
+``bad_price``              not finite, or <= 0
+``bad_volume``             not finite, or < 0
+``bad_seq``                negative
+``bad_source``             not simulate, replay or yfinance
+``ts_out_of_range``        before TICK_MIN_TIME, or more than TICK_MAX_AHEAD after Kafka got it
+``ts_mismatch``            ``ts`` and ``ts_epoch_ms`` are not the same instant
+=========================  ===========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from tickstream.bars.schema import EVENT_JSON
+from tickstream.ticks.schema import SCHEMA_VERSION, SOURCES, SYMBOL_RE
+
+REASONS = (
+    "empty",
+    "oversized",
+    "invalid_utf8",
+    "malformed_json",
+    "bad_type",
+    "unknown_schema_version",
+    "unknown_type",
+    "missing_field",
+    "bad_symbol",
+    "bad_event_id",
+    "bad_price",
+    "bad_volume",
+    "bad_seq",
+    "bad_source",
+    "ts_out_of_range",
+    "ts_mismatch",
+)
+ISO_MS_UTC = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_ts_ms: int
+    max_ahead_ms: int
+    max_message_bytes: int
+
+
+def _json_type_is_not_string(field: str) -> Column:
+    """True when the JSON value of ``field`` is not a string (Spark's VARIANT reads the type).
+
+    from_json turns a number or an object into text in a string field; this tells them apart.
+    It re-parses the message, so it is only asked where text could be such a coercion.
+    """
+    value = F.col("j")[field]
+    coerced = value.rlike(r"^[-+0-9.eE]+$|^[\[{]|^(true|false)$")
+    json_type = F.expr(f"schema_of_variant(variant_get(try_parse_json(raw_text), '$.{field}'))")
+    return coerced & (json_type != F.lit("STRING"))
+
+
+def _finite(c: Column) -> Column:
+    return c.isNotNull() & ~F.isnan(c) & (F.abs(c) != F.lit(float("inf")))
+
+
+def _reason(rules: Rules) -> Column:
+    """The first reason a message is rejected, or null for a valid tick or heartbeat.
+
+    CASE evaluates its conditions in order and stops at the first true one, so the
+    costly checks (re-parsing as VARIANT) run only for the rare messages that need them.
+    """
+    j = F.col("j")
+    tick = j["type"] == F.lit("tick")
+    heartbeat = j["type"] == F.lit("heartbeat")
+    missing_tick = F.lit(False)
+    for name in ("event_id", "symbol", "seq", "ts", "ts_epoch_ms", "price", "volume", "source"):
+        missing_tick = missing_tick | j[name].isNull()
+    missing_beat = j["producer_id"].isNull() | j["ts"].isNull() | j["ts_epoch_ms"].isNull()
+    corrupt = j["_corrupt_record"].isNotNull()
+    size = F.length(F.col("value"))
+    ts = j["ts_epoch_ms"]
+    kafka_ms = F.col("timestamp").cast("double") * 1000
+    iso = F.date_format(F.timestamp_millis(ts), ISO_MS_UTC)
+    event_id_length = F.length(j["event_id"])
+    sources = F.array(*[F.lit(s) for s in SOURCES])
+    return (
+        F.when(F.col("value").isNull() | (size == 0), F.lit("empty"))
+        .when(size > rules.max_message_bytes, F.lit("oversized"))
+        .when(~F.expr("is_valid_utf8(value)"), F.lit("invalid_utf8"))
+        .when(j.isNull(), F.lit("malformed_json"))
+        .when(corrupt & F.expr("try_parse_json(raw_text)").isNull(), F.lit("malformed_json"))
+        .when(
+            corrupt & (F.expr("schema_of_variant(try_parse_json(raw_text))") != "OBJECT"),
+            F.lit("malformed_json"),
+        )
+        .when(corrupt, F.lit("bad_type"))
+        .when(
+            j["schema_version"].isNull() | (j["schema_version"] != SCHEMA_VERSION),
+            F.lit("unknown_schema_version"),
+        )
+        .when(j["type"].isNull() | ~(tick | heartbeat), F.lit("unknown_type"))
+        .when(tick & missing_tick, F.lit("missing_field"))
+        .when(heartbeat & missing_beat, F.lit("missing_field"))
+        .when(heartbeat & _json_type_is_not_string("producer_id"), F.lit("bad_type"))
+        .when(
+            tick & (~j["symbol"].rlike(SYMBOL_RE.pattern) | _json_type_is_not_string("symbol")),
+            F.lit("bad_symbol"),
+        )
+        .when(
+            tick
+            & (
+                (event_id_length == 0)
+                | (event_id_length > 128)
+                | _json_type_is_not_string("event_id")
+            ),
+            F.lit("bad_event_id"),
+        )
+        .when(tick & (~_finite(j["price"]) | (j["price"] <= 0)), F.lit("bad_price"))
+        .when(tick & (~_finite(j["volume"]) | (j["volume"] < 0)), F.lit("bad_volume"))
+        .when(tick & (j["seq"] < 0), F.lit("bad_seq"))
+        .when(tick & ~F.array_contains(sources, j["source"]), F.lit("bad_source"))
+        .when(
+            (ts < rules.min_ts_ms) | (ts > kafka_ms + rules.max_ahead_ms),
+            F.lit("ts_out_of_range"),
+        )
+        .when(j["ts"] != iso, F.lit("ts_mismatch"))
+    )
+
+
+def parse_events(kafka: DataFrame, rules: Rules) -> DataFrame:
+    """Kafka rows -> one row per message: kind, reason, the tick's fields, where it came from."""
+    text = F.when(
+        F.length(F.col("value")) <= rules.max_message_bytes, F.col("value").cast("string")
+    )
+    parsed = kafka.select(
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        "timestamp",
+        text.alias("raw_text"),
+    ).withColumn(
+        "j",
+        F.from_json(
+            F.col("raw_text"),
+            EVENT_JSON,
+            {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"},
+        ),
+    )
+    reason = _reason(rules)
+    return parsed.select(
+        F.when(reason.isNotNull(), F.lit("reject")).otherwise(F.col("j.type")).alias("kind"),
+        reason.alias("reason"),
+        F.col("j.symbol").alias("symbol"),
+        F.col("j.ts_epoch_ms").alias("ts_epoch_ms"),
+        F.col("j.price").alias("price"),
+        F.col("j.volume").alias("volume"),
+        F.col("j.seq").alias("seq"),
+        F.col("j.event_id").alias("event_id"),
+        F.col("j.source").alias("source"),
+        F.col("value").alias("raw"),
+        "raw_text",
+        "topic",
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+    )

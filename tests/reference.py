@@ -1,0 +1,71 @@
+"""An independent batch computation of the bars, in DuckDB SQL, to hold the Spark job to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+BAR_SQL = """
+SELECT
+  symbol,
+  window_start,
+  window_start + to_milliseconds({window_ms}) AS window_end,
+  first(price ORDER BY ts_epoch_ms, seq, event_id) AS open,
+  max(price) AS high,
+  min(price) AS low,
+  last(price ORDER BY ts_epoch_ms, seq, event_id) AS close,
+  sum(volume) AS volume,
+  CASE WHEN sum(volume) > 0 THEN sum(price * volume) / sum(volume) END AS vwap,
+  count(*) AS trade_count,
+  sum(price) / count(*) AS price_avg,
+  (last(price ORDER BY ts_epoch_ms, seq, event_id)
+    - first(price ORDER BY ts_epoch_ms, seq, event_id))
+    / first(price ORDER BY ts_epoch_ms, seq, event_id) * 100.0 AS pct_change,
+  strftime(window_start, '%Y-%m-%d') AS date
+FROM (
+  SELECT DISTINCT ON (event_id) *,
+         make_timestamp((ts_epoch_ms - ts_epoch_ms % {window_ms}) * 1000) AS window_start
+  FROM ticks
+  ORDER BY event_id
+)
+GROUP BY symbol, window_start
+ORDER BY window_start, symbol
+"""
+
+
+def reference_bars(ticks: Iterable[dict[str, Any]], window_ms: int) -> list[tuple[Any, ...]]:
+    """Bars of every window of ``ticks`` (dicts with symbol, ts_epoch_ms, price, volume, seq,
+    event_id), duplicates by event_id removed. Rows in BAR_COLUMNS order."""
+    rows = list(ticks)
+    table = pa.table(
+        {
+            "symbol": [r["symbol"] for r in rows],
+            "ts_epoch_ms": pa.array([r["ts_epoch_ms"] for r in rows], pa.int64()),
+            "price": pa.array([r["price"] for r in rows], pa.float64()),
+            "volume": pa.array([r["volume"] for r in rows], pa.float64()),
+            "seq": pa.array([r["seq"] for r in rows], pa.int64()),
+            "event_id": [r["event_id"] for r in rows],
+        }
+    )
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    con.register("ticks", table)
+    return con.execute(BAR_SQL.format(window_ms=window_ms)).fetchall()
+
+
+def lake_bars(output_path: str) -> list[tuple[Any, ...]]:
+    """The bars/ folder read directly by DuckDB (not by Spark), in BAR_COLUMNS order."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    return con.execute(
+        f"""
+        SELECT symbol, window_start, window_end, open, high, low, close, volume, vwap,
+               trade_count, price_avg, pct_change, date
+        FROM read_parquet('{output_path}/bars/*/*.parquet', hive_partitioning = true,
+                          hive_types = {{'date': VARCHAR}})
+        ORDER BY window_start, symbol
+        """
+    ).fetchall()

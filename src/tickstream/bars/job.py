@@ -174,20 +174,17 @@ class BarsJob:
             accepted = fresh.select(*TICK.fieldNames()).persist()
             n_accepted = accepted.count()
 
-            batch_max = (
+            partition_max = dict(snapshot.partition_max_ms)
+            for row in (
                 events.filter(F.col("kind").isin("tick", "heartbeat"))
+                .groupBy("kafka_partition")
                 .agg(F.max("ts_epoch_ms").alias("m"))
-                .first()
-            )
-            top = (
-                batch_max["m"] if batch_max is not None and batch_max["m"] is not None else NO_TIME
-            )
-            max_event = max(snapshot.max_event_ms, top)
-            new_watermark = (
-                max(watermark, max_event - self.settings.watermark_ms)
-                if max_event > NO_TIME
-                else watermark
-            )
+                .collect()
+            ):
+                key = str(row["kafka_partition"])
+                partition_max[key] = max(partition_max.get(key, NO_TIME), row["m"])
+            max_event = max([snapshot.max_event_ms, *partition_max.values()])
+            new_watermark = next_watermark(watermark, partition_max, self.settings.watermark_ms)
 
             open_all = accepted if open_prev is None else open_prev.unionByName(accepted)
             closing = open_all.filter(window_end <= F.lit(new_watermark))
@@ -234,6 +231,7 @@ class BarsJob:
                 batch_id=batch_id,
                 watermark_ms=new_watermark,
                 max_event_ms=max_event,
+                partition_max_ms=partition_max,
                 open_rows=open_rows,
                 totals=totals,
             )
@@ -309,6 +307,19 @@ class BarsJob:
 
     def latest_snapshot(self) -> Snapshot:
         return self.state.latest()
+
+
+def next_watermark(current: int, partition_max: dict[str, int], delay_ms: int) -> int:
+    """The slowest partition's event time minus the delay; it never moves back.
+
+    Following the slowest partition (as Flink and Kafka Streams do) keeps the result
+    independent of how Spark splits partitions into micro-batches: a partition read ahead
+    of the others cannot make their ticks late. Heartbeats reach every partition, so a
+    partition without ticks still moves on.
+    """
+    if not partition_max:
+        return current
+    return max(current, min(partition_max.values()) - delay_ms)
 
 
 def _add(totals: Totals, *, rejected: dict[str, int], **counts: int) -> Totals:

@@ -106,7 +106,7 @@ def _reason(rules: Rules) -> Column:
         .when(j.isNull(), F.lit("malformed_json"))
         .when(corrupt & F.expr("try_parse_json(raw_text)").isNull(), F.lit("malformed_json"))
         .when(
-            corrupt & (F.expr("schema_of_variant(try_parse_json(raw_text))") != "OBJECT"),
+            corrupt & ~F.expr("schema_of_variant(try_parse_json(raw_text))").startswith("OBJECT"),
             F.lit("malformed_json"),
         )
         .when(corrupt, F.lit("bad_type"))

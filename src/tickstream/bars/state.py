@@ -45,6 +45,8 @@ class Snapshot:
     batch_id: int = -1
     watermark_ms: int = NO_TIME
     max_event_ms: int = NO_TIME
+    # The largest event time seen in each Kafka partition: the watermark follows the slowest.
+    partition_max_ms: dict[str, int] = field(default_factory=dict)
     open_rows: int = 0
     totals: Totals = field(default_factory=Totals)
 

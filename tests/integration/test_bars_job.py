@@ -1,0 +1,240 @@
+"""The bars job through the real broker and real Spark, held to an independent computation."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from pyspark.sql import SparkSession
+
+from tests.helpers import wait_until
+from tests.reference import lake_bars, reference_bars
+from tests.streams import es_ticks, send_heartbeat, send_hostile
+from tickstream.bars.job import BarsJob
+from tickstream.config import Settings, load_settings
+from tickstream.ticks.schema import Tick
+
+WINDOW_MS = 60_000
+
+
+def settings_for(base: Settings, bootstrap: str, topic: str, out: Path, **more: Any) -> Settings:
+    values = {
+        **base.model_dump(),
+        "kafka_bootstrap_servers": bootstrap,
+        "kafka_topic": topic,
+        "output_path": out,
+        "console_bars": False,
+        **more,
+    }
+    return load_settings(values)
+
+
+def as_dicts(ticks: list[Tick]) -> list[dict[str, Any]]:
+    return [
+        {
+            "symbol": t.symbol,
+            "ts_epoch_ms": t.ts_epoch_ms,
+            "price": t.price,
+            "volume": t.volume,
+            "seq": t.seq,
+            "event_id": t.event_id,
+        }
+        for t in ticks
+    ]
+
+
+def duck(sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    return con.execute(sql).fetchall()
+
+
+def lake_files(out: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_file() and "_checkpoints" not in p.parts
+    )
+
+
+def test_bars_equal_the_independent_computation(
+    kafka_broker: str,
+    make_topic: Callable[..., str],
+    spark: SparkSession,
+    base_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(partitions=3)
+    ticks = es_ticks()
+    assert len(ticks) == 120_000
+    sent = send_hostile(kafka_broker, topic, ticks)
+    assert sent.duplicates > 1000
+    assert len(sent.rejects) > 250
+    # The producer's clock moves past the end of the data: every window closes.
+    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+
+    out = tmp_path / "lake"
+    settings = settings_for(base_settings, kafka_broker, topic, out, max_offsets_per_trigger=60_000)
+    job = BarsJob(settings, spark)
+    job.start(once=True).awaitTermination(600)
+    assert job.query is not None and job.query.exception() is None
+
+    expected = reference_bars(as_dicts(ticks), WINDOW_MS)
+    got = lake_bars(str(out))
+    assert len(got) == len(expected) > 1800
+    assert got == expected  # every column of every bar, exactly
+
+    # The CSV copy holds the same bars.
+    csv_rows = duck(
+        f"SELECT count(*), sum(trade_count) FROM read_csv('{out}/bars_csv/*/*.csv', header=true)"
+    )
+    assert csv_rows == [(len(expected), 120_000)]
+    # The archive holds each tick once.
+    archive = duck(
+        f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{out}/ticks/*/*.parquet')"
+    )
+    assert archive == [(120_000, 120_000)]
+    # Every bad message is in rejects/ with its reason; nothing else is.
+    rejects = duck(
+        f"SELECT reason, count(*) FROM read_parquet('{out}/rejects/*/*.parquet') GROUP BY reason"
+    )
+    assert Counter(dict(rejects)) == Counter(sent.rejects)
+    totals = job.latest_snapshot().totals
+    assert totals.ticks_accepted == 120_000
+    assert totals.duplicates == sent.duplicates
+    assert totals.late == 0
+    assert totals.rejected_total == len(sent.rejects)
+    assert totals.bars == len(expected)
+    # Only published files, named by batch: nothing partial, nothing temporary.
+    assert all(f.split("/")[-1].startswith("part-") for f in lake_files(out))
+
+
+def test_late_ticks_are_recorded_not_lost(
+    kafka_broker: str,
+    make_topic: Callable[..., str],
+    spark: SparkSession,
+    base_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(partitions=3)
+    ticks = es_ticks(3000)
+    early, straggler = ticks[:-1], ticks[0]
+    send_hostile(kafka_broker, topic, early, duplicate_share=0, garbage_every=10**9)
+    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    out = tmp_path / "lake"
+    settings = settings_for(base_settings, kafka_broker, topic, out)
+    job = BarsJob(settings, spark)
+    job.start(once=True).awaitTermination(300)
+
+    # Now a tick for the first minute arrives: its bar was closed long ago.
+    late_tick = Tick(
+        straggler.symbol, straggler.ts_epoch_ms + 1, 1700.0, 5.0, 10**6, "late-one", "replay"
+    )
+    send_hostile(kafka_broker, topic, [late_tick], duplicate_share=0, garbage_every=10**9)
+    job = BarsJob(settings, spark)
+    job.start(once=True).awaitTermination(300)
+
+    late = duck(
+        f"SELECT event_id, late_by_ms, watermark FROM read_parquet('{out}/late/*/*.parquet')"
+    )
+    assert len(late) == 1
+    assert late[0][0] == "late-one"
+    assert late[0][1] == ticks[-1].ts_epoch_ms + 10 * WINDOW_MS - 120_000 - late_tick.ts_epoch_ms
+    assert lake_bars(str(out)) == reference_bars(as_dicts(early), WINDOW_MS)
+    assert job.latest_snapshot().totals.late == 1
+
+
+@pytest.fixture
+def stream_proc(
+    kafka_broker: str, base_settings: Settings
+) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(topic: str, out: Path, *args: str) -> subprocess.Popen[str]:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_broker,
+            "KAFKA_TOPIC": topic,
+            "OUTPUT_PATH": str(out),
+            "TICKSTREAM_HOME": str(base_settings.tickstream_home),
+            "TICKSTREAM_JARS_DIR": str(base_settings.jars_dir),
+            "SPARK_MASTER": "local[2]",
+            "CONSOLE_BARS": "false",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tickstream", "stream", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: SIGKILL takes Spark's JVM too
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def committed_batches(out: Path) -> int:
+    commits = out / "_checkpoints" / "bars" / "commits"
+    return len([p for p in commits.glob("*") if p.name.isdigit()]) if commits.is_dir() else 0
+
+
+def test_killed_and_restarted_the_output_is_still_exact(
+    kafka_broker: str,
+    make_topic: Callable[..., str],
+    stream_proc: Callable[..., subprocess.Popen[str]],
+    tmp_path: Path,
+) -> None:
+    topic = make_topic(partitions=3)
+    ticks = es_ticks()
+    send_hostile(kafka_broker, topic, ticks, seed=7)
+    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    out = tmp_path / "lake"
+    args = ("--max-offsets-per-trigger", "15000", "--processing-trigger", "1 second")
+
+    # 1. A graceful stop: SIGTERM lets the batch finish, exit 0.
+    first = stream_proc(topic, out, *args)
+    wait_until(lambda: committed_batches(out) >= 2, timeout=240, message="two committed batches")
+    first.send_signal(signal.SIGTERM)
+    output, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, output
+    assert "SIGTERM received: finishing the current micro-batch" in output
+    assert "stopped; a restart resumes from the checkpoint" in output
+
+    # 2. A crash: SIGKILL while batches are running.
+    second = stream_proc(topic, out, *args)
+    done = committed_batches(out)
+    wait_until(lambda: committed_batches(out) >= done + 2, timeout=240, message="more batches")
+    os.killpg(second.pid, signal.SIGKILL)
+    second.wait(60)
+
+    # 3. A restart drains the topic.
+    third = stream_proc(topic, out, "--once", *args)
+    output, _ = third.communicate(timeout=600)
+    assert third.returncode == 0, output
+
+    expected = reference_bars(as_dicts(ticks), WINDOW_MS)
+    got = lake_bars(str(out))
+    assert got == expected
+    dupes = duck(
+        f"SELECT count(*) - count(DISTINCT (symbol, window_start)) FROM read_parquet('{out}/bars/*/*.parquet')"
+    )
+    assert dupes == [(0,)]
+    archive = duck(
+        f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{out}/ticks/*/*.parquet')"
+    )
+    assert archive == [(120_000, 120_000)]
+    assert all(f.split("/")[-1].startswith("part-") for f in lake_files(out))

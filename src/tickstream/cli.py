@@ -497,27 +497,76 @@ def config_cmd(**options: Any) -> None:
         click.echo(f"{env_name(field)}={shown if shown is not None else ''}")
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables, for a child process."""
+    env = {}
+    for field in Settings.model_fields:
+        value = getattr(settings, field)
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        env[env_name(field)] = str(value)
+    return env
+
+
 @cli.command("up")
 @_port_option
 @settings_options(*Settings.model_fields)
-def up(port: int, **options: Any) -> None:
-    """Run the pipeline on this machine: the local broker, then (as it grows) producer and job.
+@click.option("--ui/--no-ui", default=False, show_default=True, help="Serve the Spark UI.")
+def up(port: int, ui: bool, **options: Any) -> None:
+    """Run the whole pipeline on this machine: a local broker, a producer and the bars job.
 
-    Today it starts the local broker and creates the topics; the producer and the
-    bars job join it in the next releases.
+    \b
+    Examples:
+      tickstream up                                   # simulated market, 5 ticks/s
+      tickstream up --source replay --file tests/data/es_ticks_2013-09_120k.csv.gz \\
+          --symbol ES --tz America/Chicago --speed 600
+
+    Closed bars stream to the console as they close, with the job's progress every few
+    seconds. Ctrl-C stops everything cleanly: the producer flushes, the job finishes its
+    micro-batch, and a broker that `up` started is stopped. Nothing is lost: Kafka keeps
+    the ticks and the job resumes from its checkpoint next time. Inspect the output with
+    `tickstream bars` or any Parquet reader under OUTPUT_PATH.
     """
+    import os
+    import signal
+    import subprocess
+    import threading
+
     from tickstream.kafka_local import LocalKafka
 
     settings = settings_from(options)
-    result = LocalKafka(settings.tickstream_home, port=port, jars_dir=settings.jars_dir).start()
+    broker = LocalKafka(settings.tickstream_home, port=port, jars_dir=settings.jars_dir)
+    result = broker.start()
     verb = "already running" if result.already_running else "started"
-    click.echo(f"kafka {verb} on {result.bootstrap}")
+    click.echo(f"kafka {verb} on {result.bootstrap} (data {result.info.data_dir})")
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": result.bootstrap})
     _create_topics(result.bootstrap, settings)
-    click.echo(
-        f"topic '{settings.kafka_topic}' is ready. Next: produce ticks to it "
-        f"(KAFKA_BOOTSTRAP_SERVERS={result.bootstrap}); "
-        "stop the broker with `tickstream kafka stop`."
-    )
+
+    env = {**os.environ, **settings_env(settings)}
+    producer = subprocess.Popen([sys.executable, "-m", "tickstream", "produce"], env=env)
+    stop = threading.Event()
+    try:
+        run_stream(settings, ui=ui, stop=stop)
+    finally:
+        if producer.poll() is None:
+            producer.send_signal(signal.SIGTERM)
+        try:
+            code = producer.wait(timeout=settings.send_timeout_sec + 30)
+        except subprocess.TimeoutExpired:
+            producer.kill()
+            code = producer.wait()
+        if code not in (0, -signal.SIGTERM):
+            click.echo(f"up: the producer exited with code {code}", err=True)
+        if not result.already_running:
+            info, _ = broker.stop()
+            if info is not None:
+                click.echo(f"kafka stopped (was {info.bootstrap})")
+        else:
+            click.echo(f"kafka keeps running on {result.bootstrap} (`tickstream kafka stop`)")
 
 
 def main(argv: list[str] | None = None) -> None:

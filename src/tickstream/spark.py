@@ -38,6 +38,10 @@ logger.jetty.name = org.sparkproject.jetty
 logger.jetty.level = warn
 logger.nativeloader.name = org.apache.hadoop.util.NativeCodeLoader
 logger.nativeloader.level = error
+logger.trigger.name = org.apache.spark.sql.execution.streaming.ProcessingTimeExecutor
+logger.trigger.level = error
+logger.dag.name = org.apache.spark.scheduler.DAGScheduler
+logger.dag.level = error
 """
 
 

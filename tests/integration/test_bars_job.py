@@ -85,7 +85,8 @@ def test_bars_equal_the_independent_computation(
     settings = settings_for(base_settings, kafka_broker, topic, out, max_offsets_per_trigger=60_000)
     job = BarsJob(settings, spark)
     job.start(once=True).awaitTermination(600)
-    assert job.query is not None and job.query.exception() is None
+    assert job.query is not None
+    assert job.query.exception() is None
 
     expected = reference_bars(as_dicts(ticks), WINDOW_MS)
     got = lake_bars(str(out))
@@ -230,7 +231,8 @@ def test_killed_and_restarted_the_output_is_still_exact(
     got = lake_bars(str(out))
     assert got == expected
     dupes = duck(
-        f"SELECT count(*) - count(DISTINCT (symbol, window_start)) FROM read_parquet('{out}/bars/*/*.parquet')"
+        "SELECT count(*) - count(DISTINCT (symbol, window_start)) "
+        f"FROM read_parquet('{out}/bars/*/*.parquet')"
     )
     assert dupes == [(0,)]
     archive = duck(
@@ -238,3 +240,62 @@ def test_killed_and_restarted_the_output_is_still_exact(
     )
     assert archive == [(120_000, 120_000)]
     assert all(f.split("/")[-1].startswith("part-") for f in lake_files(out))
+
+
+def test_a_quiet_market_closes_its_last_bar(
+    kafka_broker: str,
+    make_topic: Callable[..., str],
+    spark: SparkSession,
+    base_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """Ticks stop, heartbeats go on: the last bar lands within WATERMARK plus a few seconds."""
+    import threading
+    import time
+
+    from confluent_kafka import Producer
+
+    from tickstream.ticks.codec import encode_tick
+
+    topic = make_topic(partitions=3)
+    out = tmp_path / "lake"
+    settings = settings_for(
+        base_settings, kafka_broker, topic, out, window_duration="5 seconds", watermark="5 seconds"
+    )
+    job = BarsJob(settings, spark)
+    query = job.start()
+    producer = Producer({"bootstrap.servers": kafka_broker, "acks": "all", "linger.ms": 5})
+    stop_beats = threading.Event()
+
+    def heartbeats() -> None:
+        while not stop_beats.wait(0.5):
+            send_heartbeat(kafka_broker, topic, int(time.time() * 1000))
+
+    beating = threading.Thread(target=heartbeats, daemon=True)
+    try:
+        beating.start()
+        last_ts = 0
+        for seq in range(40):  # 4 seconds of ticks, then silence
+            last_ts = int(time.time() * 1000)
+            tick = Tick("QUIET", last_ts, 10.0 + seq / 100, 1.0, seq, f"quiet-{seq}", "simulate")
+            producer.produce(topic, encode_tick(tick), key=b"QUIET")
+            producer.poll(0)
+            time.sleep(0.1)
+        assert producer.flush(30) == 0
+        window_end = last_ts - last_ts % 5000 + 5000
+
+        def last_bar_published() -> bool:
+            rows = lake_bars(str(out)) if (out / "bars").is_dir() else []
+            return any(r[2].timestamp() * 1000 == window_end for r in rows)
+
+        wait_until(last_bar_published, timeout=60, interval=0.2, message="the last bar")
+        landed = time.time() * 1000
+        assert landed - last_ts <= (window_end - last_ts) + 5000 + 8000  # WATERMARK + a few seconds
+        assert landed >= window_end + 5000 - 1000  # and not before its window could close
+        bars = lake_bars(str(out))
+        assert sum(r[9] for r in bars) == 40  # every tick in exactly one bar
+    finally:
+        stop_beats.set()
+        beating.join(5)
+        job.stop()
+        assert query.exception() is None

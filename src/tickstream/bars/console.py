@@ -12,9 +12,9 @@ from tickstream.bars.state import NO_TIME
 
 
 def format_bar(bar: dict[str, Any]) -> str:
-    """'ES     2013-09-01 22:00 O 1640.25 H 1641.00 L 1639.00 C 1639.75 V 3,940 n 893 -0.03%'."""
+    """'ES     2013-09-01 22:00:00 O 1640.25 H 1641.00 L 1639.00 C 1639.75 V 3,940 n 893 -0.03%'."""
     start = bar["window_start"]
-    when = start.strftime("%Y-%m-%d %H:%M") if isinstance(start, datetime) else str(start)
+    when = start.strftime("%Y-%m-%d %H:%M:%S") if isinstance(start, datetime) else str(start)
     return (
         f"{bar['symbol']:<6} {when} O {bar['open']:.2f} H {bar['high']:.2f} L {bar['low']:.2f} "
         f"C {bar['close']:.2f} V {bar['volume']:,.0f} n {bar['trade_count']:,} "

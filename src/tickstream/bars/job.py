@@ -147,10 +147,37 @@ class BarsJob:
         watermark = snapshot.watermark_ms
         events = parse_events(batch, self.rules).persist()
         try:
-            counts = {
-                row["kind"]: row["n"]
-                for row in events.groupBy("kind").agg(F.count(F.lit(1)).alias("n")).collect()
-            }
+            # One pass for every count the batch needs: by kind, reason and partition.
+            window_end_of_ts = (
+                window_start_ms(F.col("ts_epoch_ms"), self.window_ms) + self.window_ms
+            )
+            summary = (
+                events.groupBy("kind", "reason", "kafka_partition")
+                .agg(
+                    F.count(F.lit(1)).alias("n"),
+                    F.max("ts_epoch_ms").alias("max_ts"),
+                    F.sum(
+                        ((F.col("kind") == "tick") & (window_end_of_ts <= F.lit(watermark))).cast(
+                            "long"
+                        )
+                    ).alias("late"),
+                )
+                .collect()
+            )
+            counts: dict[str, int] = {}
+            rejected_by_reason: dict[str, int] = {}
+            partition_max = dict(snapshot.partition_max_ms)
+            n_late = 0
+            for row in summary:
+                counts[row["kind"]] = counts.get(row["kind"], 0) + row["n"]
+                n_late += row["late"] or 0
+                if row["kind"] == "reject":
+                    rejected_by_reason[row["reason"]] = (
+                        rejected_by_reason.get(row["reason"], 0) + row["n"]
+                    )
+                else:
+                    key = str(row["kafka_partition"])
+                    partition_max[key] = max(partition_max.get(key, NO_TIME), row["max_ts"])
             ticks = (
                 events.filter(F.col("kind") == "tick")
                 .withColumn(
@@ -174,15 +201,6 @@ class BarsJob:
             accepted = fresh.select(*TICK.fieldNames()).persist()
             n_accepted = accepted.count()
 
-            partition_max = dict(snapshot.partition_max_ms)
-            for row in (
-                events.filter(F.col("kind").isin("tick", "heartbeat"))
-                .groupBy("kafka_partition")
-                .agg(F.max("ts_epoch_ms").alias("m"))
-                .collect()
-            ):
-                key = str(row["kafka_partition"])
-                partition_max[key] = max(partition_max.get(key, NO_TIME), row["m"])
             max_event = max([snapshot.max_event_ms, *partition_max.values()])
             new_watermark = next_watermark(watermark, partition_max, self.settings.watermark_ms)
 
@@ -192,8 +210,10 @@ class BarsJob:
             bars = compute_bars(closing, self.window_ms).orderBy("window_start", "symbol").persist()
             bar_rows = [row.asDict() for row in bars.collect()]
 
-            n_late = self._write_late(late, watermark, batch_id)
-            self._write_rejects(events, batch_id)
+            if n_late:
+                self._write_late(late, watermark, batch_id)
+            if rejected_by_reason:
+                self._write_rejects(events, batch_id)
             if n_accepted:
                 self.lake.write(
                     accepted.withColumn("date", F.date_format("ts", "yyyy-MM-dd")).drop(
@@ -209,13 +229,6 @@ class BarsJob:
             remaining = remaining.persist()
             open_rows = remaining.count()
             valid = counts.get("tick", 0)
-            rejected_by_reason = {
-                row["reason"]: row["n"]
-                for row in events.filter(F.col("kind") == "reject")
-                .groupBy("reason")
-                .agg(F.count(F.lit(1)).alias("n"))
-                .collect()
-            }
             totals = _add(
                 snapshot.totals,
                 messages=sum(counts.values()),
@@ -256,21 +269,15 @@ class BarsJob:
             totals=totals,
         )
 
-    def _write_late(self, late: DataFrame, watermark: int, batch_id: int) -> int:
-        late = late.select(*TICK.fieldNames()).persist()
-        try:
-            n = late.count()
-            if n:
-                self.lake.write(
-                    late.withColumn("watermark", F.timestamp_millis(F.lit(watermark)))
-                    .withColumn("late_by_ms", F.lit(watermark) - F.col("ts_epoch_ms"))
-                    .withColumn("date", F.date_format("ts", "yyyy-MM-dd")),
-                    "late",
-                    batch_id,
-                )
-            return n
-        finally:
-            late.unpersist()
+    def _write_late(self, late: DataFrame, watermark: int, batch_id: int) -> None:
+        self.lake.write(
+            late.select(*TICK.fieldNames())
+            .withColumn("watermark", F.timestamp_millis(F.lit(watermark)))
+            .withColumn("late_by_ms", F.lit(watermark) - F.col("ts_epoch_ms"))
+            .withColumn("date", F.date_format("ts", "yyyy-MM-dd")),
+            "late",
+            batch_id,
+        )
 
     def _write_rejects(self, events: DataFrame, batch_id: int) -> None:
         rejects = events.filter(F.col("kind") == "reject").select(
@@ -284,8 +291,6 @@ class BarsJob:
             F.lit(batch_id).cast("long").alias("batch_id"),
             F.date_format("kafka_timestamp", "yyyy-MM-dd").alias("date"),
         )
-        if rejects.isEmpty():
-            return
         self.lake.write(rejects, "rejects", batch_id)
         if self.settings.dlq_topic:
             (

@@ -155,7 +155,7 @@ class TickProducer:
             remaining = end - time.monotonic()
             try:
                 metadata = self._producer.list_topics(
-                    self.topic, timeout=max(0.5, min(5.0, remaining))
+                    self.topic, timeout=max(0.5, min(2.0, remaining))
                 )
             except KafkaException:
                 metadata = None
@@ -179,14 +179,14 @@ class TickProducer:
                         "create it with `tickstream kafka create-topics` "
                         "(`tickstream kafka start` does it for the local broker)",
                     )
+            if not announced:
+                self.notify(f"waiting for Kafka at {bootstrap} (up to {deadline_s:g}s) ...")
+                announced = True
             if time.monotonic() >= end:
                 raise EnvironmentProblem(
                     f"Kafka at {bootstrap} did not answer within {deadline_s:g}s",
                     "start it (`tickstream kafka start`) or fix KAFKA_BOOTSTRAP_SERVERS",
                 )
-            if not announced:
-                self.notify(f"waiting for Kafka at {bootstrap} (up to {deadline_s:g}s) ...")
-                announced = True
             if self.stop.wait(0.5):
                 raise TickstreamError("stopped while waiting for Kafka")
 

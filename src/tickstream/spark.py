@@ -92,10 +92,11 @@ def spark_conf(
         # ANSI mode a bad cast or an overflow throws; without it, it yields null, which the
         # validation turns into a reason.
         "spark.sql.ansi.enabled": "false",
-        "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
     }
     if settings.spark_master.startswith("local"):
+        # The job runs no Python on executors; in local mode they are this interpreter anyway.
+        conf["spark.pyspark.python"] = sys.executable
         # One machine: bind to loopback so a laptop's hostname or VPN does not matter.
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"

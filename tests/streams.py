@@ -129,17 +129,7 @@ def send_hostile(
                 value, reason = garbage[len(rejects) % len(garbage)]
                 messages.append((value, rng.randrange(3)))
                 rejects.append(reason)
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20}
-    )
-    for value, partition in messages:
-        while True:
-            try:
-                producer.produce(topic, value, key=None, partition=partition)
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(60) == 0
+    _produce_all(bootstrap, topic, messages)
     return Sent(ticks=ticks, rejects=rejects, duplicates=duplicates)
 
 
@@ -162,3 +152,117 @@ def send_heartbeat(bootstrap: str, topic: str, ts_ms: int, partitions: int = 3) 
     for p in range(partitions):
         producer.produce(topic, encode_heartbeat(Heartbeat("test", ts_ms)), partition=p)
     assert producer.flush(30) == 0
+
+
+def _with(template: Tick, **fields: Any) -> bytes:
+    obj = tick_dict(template)
+    obj.update(fields)
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
+def _raw_field(template: Tick, field: str, literal: str) -> bytes:
+    """A tick whose ``field`` holds a raw JSON literal (NaN, Infinity, 1e400, ...)."""
+    obj = tick_dict(template)
+    obj[field] = "__LITERAL__"
+    return json.dumps(obj).replace('"__LITERAL__"', literal).encode()
+
+
+def iso(ms: int) -> str:
+    return Tick("X", ms, 1, 1, 0, "x", "replay").ts
+
+
+def fuzz_cases(rng: random.Random, t: Tick) -> list[tuple[bytes | None, str]]:
+    """One of each kind of malformed message, built around the valid tick ``t``."""
+    good = json.dumps(tick_dict(t)).encode()
+    junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 120)))
+    printable = "".join(chr(rng.randrange(32, 127)) for _ in range(rng.randrange(1, 60)))
+    far_future = 4_102_444_800_000 + rng.randrange(10**9)  # after 2100
+    ancient = rng.choice([0, 5, -2_208_988_800_000, 315_532_800_000])  # 1970, 1900, 1980
+    return [
+        (b"\xff" + junk, "invalid_utf8"),
+        (("{" + printable.replace("}", "")).encode(), "malformed_json"),
+        (good[: rng.randrange(1, len(good) - 1)], "malformed_json"),
+        (_with(t, price=str(t.price)), "bad_type"),
+        (_with(t, seq=t.seq + 0.5), "bad_type"),
+        (_with(t, ts_epoch_ms=str(t.ts_epoch_ms)), "bad_type"),
+        (_with(t, volume=True), "bad_type"),
+        (_raw_field(t, "seq", "99999999999999999999999"), "bad_type"),
+        (_with(t, symbol=rng.randrange(10**6)), "bad_symbol"),
+        (_with(t, symbol={"nested": "ES"}), "bad_symbol"),
+        (
+            _with(
+                t,
+                symbol=rng.choice(
+                    ["E\u200bS", "\uff25\uff33", "ÉS", "E\u0301S", "\u202eES", "ES📈", "es", ""]
+                ),
+            ),
+            "bad_symbol",
+        ),
+        (_raw_field(t, "price", "NaN"), "bad_price"),
+        (_raw_field(t, "price", "-Infinity"), "bad_price"),
+        (_raw_field(t, "price", "1e400"), "bad_price"),
+        (_raw_field(t, "volume", "Infinity"), "bad_volume"),
+        (_with(t, volume=-rng.randrange(1, 100)), "bad_volume"),
+        (_with(t, ts_epoch_ms=far_future, ts=iso(far_future)), "ts_out_of_range"),
+        (_with(t, ts_epoch_ms=ancient, ts=iso(ancient)), "ts_out_of_range"),
+        (_with(t, schema_version=rng.choice([0, 2, 99])), "unknown_schema_version"),
+        (rng.choice([None, b""]), "empty"),
+        (_with(t, event_id=""), "bad_event_id"),
+    ]
+
+
+def send_fuzzed(
+    bootstrap: str, topic: str, ticks: list[Tick], *, n_bad: int, seed: int = 5
+) -> Sent:
+    """Good ticks in order on random partitions, with ``n_bad`` malformed messages mixed in,
+    a few oversized ones, and reused event_ids with other content (after their original, in
+    the same partition)."""
+    from tickstream.ticks.codec import encode_tick
+
+    rng = random.Random(seed)
+    every = max(1, len(ticks) // n_bad)
+    messages: list[tuple[bytes | None, int]] = []
+    rejects: list[str] = []
+    recent: list[tuple[Tick, int]] = []
+    for i, t in enumerate(ticks):
+        partition = rng.randrange(3)
+        messages.append((encode_tick(t), partition))
+        recent = [*recent[-50:], (t, partition)]
+        if i % every == 0 and len(rejects) < n_bad:
+            kind = len(rejects) % 25
+            if kind == 24 and len(recent) > 5:
+                original, where = recent[-rng.randrange(2, 5)]
+                changed = Tick(
+                    original.symbol,
+                    original.ts_epoch_ms,
+                    original.price + 0.25,
+                    original.volume,
+                    original.seq,
+                    original.event_id,
+                    original.source,
+                )
+                messages.append((encode_tick(changed), where))
+                rejects.append("event_id_conflict")
+            elif kind == 23 and rejects.count("oversized") < 20:
+                messages.append((b"{" + b" " * 70_000 + b"}", rng.randrange(3)))
+                rejects.append("oversized")
+            else:
+                value, reason = rng.choice(fuzz_cases(rng, t))
+                messages.append((value, rng.randrange(3)))
+                rejects.append(reason)
+    _produce_all(bootstrap, topic, messages)
+    return Sent(ticks=ticks, rejects=rejects, duplicates=0)
+
+
+def _produce_all(bootstrap: str, topic: str, messages: list[tuple[bytes | None, int]]) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 20}
+    )
+    for value, partition in messages:
+        while True:
+            try:
+                producer.produce(topic, value, key=None, partition=partition)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(60) == 0

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from tickstream.bars.compute import compute_bars, window_start_ms
@@ -189,17 +189,18 @@ class BarsJob:
             window_end = F.col("window_start_ms") + F.lit(self.window_ms)
             late = ticks.filter(window_end <= F.lit(watermark))
             fresh = ticks.filter(window_end > F.lit(watermark))
-            first_copy = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
-            fresh = (
-                fresh.withColumn("_copy", F.row_number().over(first_copy))
-                .filter(F.col("_copy") == 1)
-                .drop("_copy")
-                .select(*TICK.fieldNames())
-            )
-            if open_prev is not None:
-                fresh = fresh.join(open_prev.select("event_id"), "event_id", "left_anti")
-            accepted = fresh.select(*TICK.fieldNames()).persist()
-            n_accepted = accepted.count()
+            classified = classify_copies(fresh, open_prev).persist()
+            copies = {
+                row["_class"]: row["n"]
+                for row in classified.groupBy("_class").agg(F.count(F.lit(1)).alias("n")).collect()
+            }
+            n_accepted = copies.get("accepted", 0)
+            n_duplicates = copies.get("duplicate", 0)
+            n_conflicts = copies.get("conflict", 0)
+            if n_conflicts:
+                rejected_by_reason["event_id_conflict"] = n_conflicts
+            accepted = classified.filter(F.col("_class") == "accepted").select(*TICK.fieldNames())
+            conflicts = classified.filter(F.col("_class") == "conflict")
 
             max_event = max([snapshot.max_event_ms, *partition_max.values()])
             new_watermark = next_watermark(watermark, partition_max, self.settings.watermark_ms)
@@ -213,7 +214,7 @@ class BarsJob:
             if n_late:
                 self._write_late(late, watermark, batch_id)
             if rejected_by_reason:
-                self._write_rejects(events, batch_id)
+                self._write_rejects(events, conflicts, batch_id)
             if n_accepted:
                 self.lake.write(
                     accepted.withColumn("date", F.date_format("ts", "yyyy-MM-dd")).drop(
@@ -234,7 +235,7 @@ class BarsJob:
                 messages=sum(counts.values()),
                 ticks_valid=valid,
                 ticks_accepted=n_accepted,
-                duplicates=valid - n_late - n_accepted,
+                duplicates=n_duplicates,
                 late=n_late,
                 heartbeats=counts.get("heartbeat", 0),
                 bars=len(bar_rows),
@@ -250,7 +251,7 @@ class BarsJob:
             )
             self.state.save(new_snapshot, remaining)
             self.state.prune(keep_from=batch_id - 1)
-            for frame in (remaining, bars, accepted):
+            for frame in (remaining, bars, classified):
                 frame.unpersist()
         finally:
             events.unpersist()
@@ -258,7 +259,7 @@ class BarsJob:
             batch_id=batch_id,
             messages=sum(counts.values()),
             accepted=n_accepted,
-            duplicates=valid - n_late - n_accepted,
+            duplicates=n_duplicates,
             late=n_late,
             rejected=sum(rejected_by_reason.values()),
             heartbeats=counts.get("heartbeat", 0),
@@ -279,8 +280,8 @@ class BarsJob:
             batch_id,
         )
 
-    def _write_rejects(self, events: DataFrame, batch_id: int) -> None:
-        rejects = events.filter(F.col("kind") == "reject").select(
+    def _write_rejects(self, events: DataFrame, conflicts: DataFrame, batch_id: int) -> None:
+        columns: list[Column | str] = [
             "reason",
             "raw",
             "raw_text",
@@ -290,6 +291,13 @@ class BarsJob:
             "kafka_timestamp",
             F.lit(batch_id).cast("long").alias("batch_id"),
             F.date_format("kafka_timestamp", "yyyy-MM-dd").alias("date"),
+        ]
+        rejects = (
+            events.filter(F.col("kind") == "reject")
+            .select(*columns)
+            .unionByName(
+                conflicts.withColumn("reason", F.lit("event_id_conflict")).select(*columns)
+            )
         )
         self.lake.write(rejects, "rejects", batch_id)
         if self.settings.dlq_topic:
@@ -312,6 +320,34 @@ class BarsJob:
 
     def latest_snapshot(self) -> Snapshot:
         return self.state.latest()
+
+
+def classify_copies(fresh: DataFrame, open_prev: DataFrame | None) -> DataFrame:
+    """Mark each fresh tick ``accepted``, ``duplicate`` or ``conflict`` (column ``_class``).
+
+    The first copy of an event_id (by Kafka partition, then offset; or the copy already in
+    the state) is the tick. Another copy with the same content is a duplicate; one with other
+    content under the same event_id is a conflict: a producer bug or tampering, rejected.
+    """
+    content = F.xxhash64("symbol", "ts_epoch_ms", "price", "volume", "seq", "source")
+    copies = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
+    ranked = (
+        fresh.withColumn("_content", content)
+        .withColumn("_copy", F.row_number().over(copies))
+        .withColumn("_first", F.first("_content").over(copies))
+    )
+    if open_prev is not None:
+        known = open_prev.select("event_id", content.alias("_prev"))
+        ranked = ranked.join(known, "event_id", "left")
+    else:
+        ranked = ranked.withColumn("_prev", F.lit(None).cast("long"))
+    reference = F.coalesce(F.col("_prev"), F.when(F.col("_copy") > 1, F.col("_first")))
+    return ranked.withColumn(
+        "_class",
+        F.when(reference.isNull(), F.lit("accepted"))
+        .when(F.col("_content") == reference, F.lit("duplicate"))
+        .otherwise(F.lit("conflict")),
+    )
 
 
 def next_watermark(current: int, partition_max: dict[str, int], delay_ms: int) -> int:

@@ -22,6 +22,8 @@ reason                     meaning
 ``bad_source``             not simulate, replay or yfinance
 ``ts_out_of_range``        before TICK_MIN_TIME, or more than TICK_MAX_AHEAD after Kafka got it
 ``ts_mismatch``            ``ts`` and ``ts_epoch_ms`` are not the same instant
+``event_id_conflict``      a valid tick whose event_id an earlier tick already has, with
+                           other content (set by the job's dedup, not by parsing)
 =========================  ===========================================================
 """
 
@@ -52,6 +54,7 @@ REASONS = (
     "bad_source",
     "ts_out_of_range",
     "ts_mismatch",
+    "event_id_conflict",
 )
 ISO_MS_UTC = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
 

@@ -57,6 +57,15 @@ def duck(sql: str) -> list[tuple[Any, ...]]:
     return con.execute(sql).fetchall()
 
 
+def assert_reconciled(settings: Settings) -> None:
+    """Every message is accounted for, from Kafka, the job's counters and the lake alike."""
+    from tickstream.reconcile import reconcile
+
+    report = reconcile(settings)
+    assert report.balanced, "\n".join(report.lines())
+    assert report.lag == 0
+
+
 def lake_files(out: Path) -> list[str]:
     return sorted(
         str(p.relative_to(out))
@@ -114,6 +123,7 @@ def test_bars_equal_the_independent_computation(
     assert totals.late == 0
     assert totals.rejected_total == len(sent.rejects)
     assert totals.bars == len(expected)
+    assert_reconciled(settings)
     # Only published files, named by batch: nothing partial, nothing temporary.
     assert all(f.split("/")[-1].startswith("part-") for f in lake_files(out))
 
@@ -151,6 +161,7 @@ def test_late_ticks_are_recorded_not_lost(
     assert late[0][1] == ticks[-1].ts_epoch_ms + 10 * WINDOW_MS - 120_000 - late_tick.ts_epoch_ms
     assert lake_bars(str(out)) == reference_bars(as_dicts(early), WINDOW_MS)
     assert job.latest_snapshot().totals.late == 1
+    assert_reconciled(settings)
 
 
 @pytest.fixture
@@ -240,6 +251,11 @@ def test_killed_and_restarted_the_output_is_still_exact(
     )
     assert archive == [(120_000, 120_000)]
     assert all(f.split("/")[-1].startswith("part-") for f in lake_files(out))
+    assert_reconciled(
+        load_settings(
+            {"kafka_bootstrap_servers": kafka_broker, "kafka_topic": topic, "output_path": out}
+        )
+    )
 
 
 def test_a_quiet_market_closes_its_last_bar(

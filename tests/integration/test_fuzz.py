@@ -9,7 +9,13 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from tests.integration.test_bars_job import WINDOW_MS, as_dicts, duck, settings_for
+from tests.integration.test_bars_job import (
+    WINDOW_MS,
+    as_dicts,
+    assert_reconciled,
+    duck,
+    settings_for,
+)
 from tests.reference import lake_bars, reference_bars
 from tests.streams import es_ticks, send_fuzzed, send_heartbeat
 from tickstream.bars.job import BarsJob
@@ -31,9 +37,8 @@ def test_ten_thousand_malformed_messages(
     send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
 
     out = tmp_path / "lake"
-    job = BarsJob(
-        settings_for(base_settings, kafka_broker, topic, out, max_offsets_per_trigger=30_000), spark
-    )
+    settings = settings_for(base_settings, kafka_broker, topic, out, max_offsets_per_trigger=30_000)
+    job = BarsJob(settings, spark)
     query = job.start(once=True)
     query.awaitTermination(900)
     assert query.exception() is None
@@ -52,3 +57,4 @@ def test_ten_thousand_malformed_messages(
         'WHERE topic IS NOT NULL AND "partition" >= 0 AND "offset" >= 0'
     )
     assert located == [(10_500,)]
+    assert_reconciled(settings)

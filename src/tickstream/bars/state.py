@@ -54,6 +54,24 @@ class Snapshot:
 _BATCH_DIR = re.compile(r"^batch=(\d+)$")
 
 
+def complete_batches(root: Path) -> list[int]:
+    """Batch ids whose snapshot is complete (meta.json written), ascending."""
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _BATCH_DIR.match(child.name)
+        if match and (child / "meta.json").is_file():
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+def read_meta(folder: Path) -> Snapshot:
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    totals = Totals(**meta.pop("totals"))
+    return Snapshot(**meta, totals=totals)
+
+
 class StateStore:
     def __init__(self, root: Path, spark: SparkSession) -> None:
         self.root = root
@@ -63,14 +81,7 @@ class StateStore:
         return self.root / f"batch={batch_id}"
 
     def _complete_batches(self) -> list[int]:
-        if not self.root.is_dir():
-            return []
-        found = []
-        for child in self.root.iterdir():
-            match = _BATCH_DIR.match(child.name)
-            if match and (child / "meta.json").is_file():
-                found.append(int(match.group(1)))
-        return sorted(found)
+        return complete_batches(self.root)
 
     def load_before(self, batch_id: int) -> tuple[Snapshot, DataFrame | None]:
         """The latest complete snapshot of a batch before ``batch_id``, and its open ticks."""
@@ -78,12 +89,23 @@ class StateStore:
         if not earlier:
             return Snapshot(), None
         folder = self._dir(earlier[-1])
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-        totals = Totals(**meta.pop("totals"))
-        snapshot = Snapshot(**meta, totals=totals)
+        snapshot = read_meta(folder)
         if snapshot.open_rows == 0:
             return snapshot, None
         return snapshot, self.spark.read.schema(TICK).parquet((folder / "open").as_posix())
+
+    @staticmethod
+    def read_latest(root: Path) -> Snapshot:
+        """The latest complete snapshot, read without Spark (for reconcile)."""
+        done = complete_batches(root)
+        return read_meta(root / f"batch={done[-1]}") if done else Snapshot()
+
+    @staticmethod
+    def latest_open_dir(root: Path) -> Path | None:
+        """The open ticks of the latest complete snapshot, if it has any."""
+        done = complete_batches(root)
+        folder = root / f"batch={done[-1]}" / "open" if done else None
+        return folder if folder is not None and folder.is_dir() else None
 
     def save(self, snapshot: Snapshot, open_ticks: DataFrame | None) -> None:
         folder = self._dir(snapshot.batch_id)

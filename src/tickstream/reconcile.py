@@ -1,0 +1,229 @@
+"""Accounting: every message on the topic is a tick in a bar, a tick still in an open window,
+a duplicate, a late tick, a reject (with its reason) or a heartbeat. `tickstream reconcile`
+adds them up from three independent places (Kafka's offsets, the job's own counters, and the
+files in the lake read by DuckDB) and says whether they agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from confluent_kafka import Consumer, TopicPartition
+
+from tickstream.bars.lake import local_path
+from tickstream.bars.state import Snapshot, Totals
+from tickstream.config import Settings
+from tickstream.kafka_admin import LIBRDKAFKA_LOG
+
+
+@dataclass
+class Check:
+    name: str
+    left: int
+    right: int
+
+    @property
+    def ok(self) -> bool:
+        return self.left == self.right
+
+
+@dataclass
+class Report:
+    topic_messages: int
+    consumed: int
+    lag: int
+    totals: Totals
+    open_ticks: int
+    lake: dict[str, Any]
+    checks: list[Check] = field(default_factory=list)
+    window: tuple[datetime | None, datetime | None] = (None, None)
+
+    @property
+    def balanced(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def lines(self) -> list[str]:
+        t = self.totals
+        conflicts = t.rejected.get("event_id_conflict", 0)
+        out = [
+            f"topic messages        {self.topic_messages:>12,}   "
+            f"consumed {self.consumed:,}, lag {self.lag:,}",
+            f"  ticks (valid)       {t.ticks_valid:>12,}",
+            f"    in closed bars    {self.lake['ticks_in_bars']:>12,}   "
+            f"({self.lake['bars']:,} bars)",
+            f"    in open windows   {self.open_ticks:>12,}",
+            f"    duplicates        {t.duplicates:>12,}   (dropped, counted once)",
+            f"    late              {t.late:>12,}   (in late/)",
+            f"    event_id conflict {conflicts:>12,}   (in rejects/)",
+            f"  heartbeats          {t.heartbeats:>12,}",
+            f"  rejected            {t.rejected_total - conflicts:>12,}   (in rejects/)",
+        ]
+        for reason, n in sorted(t.rejected.items(), key=lambda kv: -kv[1]):
+            if reason != "event_id_conflict":
+                out.append(f"    {reason:<18}{n:>12,}")
+        if any(self.window):
+            start, end = self.window
+            out.append(
+                f"event time {start or '-'} .. {end or '-'}: ticks archived "
+                f"{self.lake['range_archive']:,}, in closed bars {self.lake['range_in_bars']:,}, "
+                f"in open windows {self.lake['range_open']:,}, late {self.lake['range_late']:,}"
+            )
+        for c in self.checks:
+            mark = "ok " if c.ok else "BAD"
+            out.append(f"[{mark}] {c.name}: {c.left:,} vs {c.right:,}")
+        out.append("everything adds up" if self.balanced else "the numbers do NOT add up")
+        return out
+
+
+def topic_offsets(settings: Settings) -> dict[int, tuple[int, int]]:
+    """(low, high) offsets of each partition of the topic."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": "tickstream-reconcile",
+            "enable.auto.commit": False,
+        },
+        logger=LIBRDKAFKA_LOG,
+    )
+    try:
+        topic = consumer.list_topics(settings.kafka_topic, timeout=15).topics[settings.kafka_topic]
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(settings.kafka_topic, p), timeout=15)
+            for p in sorted(topic.partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def committed_offsets(checkpoint: Path, topic: str) -> dict[int, int]:
+    """The next offset to read of each partition, as of the job's last committed batch."""
+    commits = checkpoint / "commits"
+    done = (
+        sorted(int(p.name) for p in commits.glob("*") if p.name.isdigit())
+        if commits.is_dir()
+        else []
+    )
+    if not done:
+        return {}
+    lines = (checkpoint / "offsets" / str(done[-1])).read_text(encoding="utf-8").splitlines()
+    offsets: dict[str, int] = json.loads(lines[2]).get(topic, {})
+    return {int(p): int(o) for p, o in offsets.items()}
+
+
+def _count(
+    con: duckdb.DuckDBPyConnection, root: Path, table: str, expr: str = "count(*)", where: str = ""
+) -> int:
+    if not any((root / table).glob("date=*/*.parquet")):
+        return 0
+    glob = str(root / table / "date=*" / "*.parquet")
+    row = con.execute(
+        f"SELECT coalesce({expr}, 0) FROM read_parquet(?, hive_partitioning = true, "  # noqa: S608
+        f"hive_types = {{'date': VARCHAR}}) {where}",
+        [glob],
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def reconcile(
+    settings: Settings, start: datetime | None = None, end: datetime | None = None
+) -> Report:
+    root = local_path(settings.output_path)
+    checkpoints = root / "_checkpoints"
+    from tickstream.bars.state import StateStore
+
+    snapshot: Snapshot = StateStore.read_latest(checkpoints / "bars_state")
+    offsets = topic_offsets(settings)
+    committed = committed_offsets(checkpoints / "bars", settings.kafka_topic)
+    topic_messages = sum(high - low for low, high in offsets.values())
+    consumed = sum(committed.get(p, low) - low for p, (low, _high) in offsets.items())
+    lag = sum(high - committed.get(p, low) for p, (low, high) in offsets.items())
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    lake = {
+        "bars": _count(con, root, "bars"),
+        "ticks_in_bars": _count(con, root, "bars", "sum(trade_count)"),
+        "archive": _count(con, root, "ticks"),
+        "rejects": _count(con, root, "rejects"),
+        "late": _count(con, root, "late"),
+    }
+    open_ticks = snapshot.open_rows
+    t = snapshot.totals
+    conflicts = t.rejected.get("event_id_conflict", 0)
+    checks = [
+        Check("messages the job counted = messages it consumed from Kafka", t.messages, consumed),
+        Check(
+            "messages = valid ticks + heartbeats + rejects (conflicts are valid ticks)",
+            t.messages,
+            t.ticks_valid + t.heartbeats + t.rejected_total - conflicts,
+        ),
+        Check(
+            "valid ticks = accepted + duplicates + late + conflicts",
+            t.ticks_valid,
+            t.ticks_accepted + t.duplicates + t.late + conflicts,
+        ),
+        Check("accepted ticks = rows in the ticks/ archive", t.ticks_accepted, lake["archive"]),
+        Check(
+            "accepted ticks = ticks in closed bars + ticks in open windows",
+            t.ticks_accepted,
+            lake["ticks_in_bars"] + open_ticks,
+        ),
+        Check("rejects counted = rows in rejects/", t.rejected_total, lake["rejects"]),
+        Check("late ticks counted = rows in late/", t.late, lake["late"]),
+        Check("bars counted = rows in bars/", t.bars, lake["bars"]),
+    ]
+    report = Report(topic_messages, consumed, lag, t, open_ticks, lake, checks, (start, end))
+    if start is not None or end is not None:
+        _range_checks(report, con, root, checkpoints, settings, start, end)
+    return report
+
+
+def _range_checks(
+    report: Report,
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    checkpoints: Path,
+    settings: Settings,
+    start: datetime | None,
+    end: datetime | None,
+) -> None:
+    """Within an event-time range: archived ticks = ticks in closed bars + ticks still open."""
+    from tickstream.bars.state import StateStore
+
+    def where(column: str) -> str:
+        parts = []
+        if start is not None:
+            parts.append(f"{column} >= TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}'")
+        if end is not None:
+            parts.append(f"{column} < TIMESTAMP '{end:%Y-%m-%d %H:%M:%S}'")
+        return "WHERE " + " AND ".join(parts)
+
+    window_ms = settings.window_ms
+    # A bar belongs to the range when its window does; count archive ticks by their window too.
+    tick_window = f"make_timestamp((ts_epoch_ms - ts_epoch_ms % {window_ms}) * 1000)"
+    report.lake["range_archive"] = _count(con, root, "ticks", where=where(tick_window))
+    report.lake["range_in_bars"] = _count(
+        con, root, "bars", "sum(trade_count)", where("window_start")
+    )
+    report.lake["range_late"] = _count(con, root, "late", where=where("ts"))
+    open_dir = StateStore.latest_open_dir(checkpoints / "bars_state")
+    open_in_range = 0
+    if open_dir is not None:
+        row = con.execute(
+            f"SELECT count(*) FROM read_parquet(?) {where(tick_window)}",  # noqa: S608
+            [str(open_dir / "*.parquet")],
+        ).fetchone()
+        open_in_range = int(row[0]) if row else 0
+    report.lake["range_open"] = open_in_range
+    report.checks.append(
+        Check(
+            "in the range: archived ticks = ticks in closed bars + ticks in open windows",
+            report.lake["range_archive"],
+            report.lake["range_in_bars"] + open_in_range,
+        )
+    )

@@ -59,7 +59,10 @@ class StartResult:
 
 
 def port_in_use(port: int, host: str = HOST) -> bool:
+    """True if something listens on the port. Like the broker, ignore closed connections that
+    linger in TIME_WAIT (after a restart), which a plain bind would trip over."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

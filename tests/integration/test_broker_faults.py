@@ -1,0 +1,102 @@
+"""Broker faults while the producer runs: nothing lost, nothing counted twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from tests.conftest import repo_jars_dir
+from tests.helpers import wait_until
+from tests.integration.test_bars_job import WINDOW_MS, as_dicts, assert_reconciled, settings_for
+from tests.integration.test_producer import DATA, split
+from tests.kafka_helpers import consume_all
+from tests.reference import lake_bars, reference_bars
+from tests.streams import es_ticks, send_heartbeat
+from tickstream.bars.job import BarsJob
+from tickstream.config import Settings
+from tickstream.kafka_admin import TopicSpec, ensure_topics
+from tickstream.kafka_local import LocalKafka, free_port
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test's own, which the test may stop and start."""
+    broker = LocalKafka(tmp_path / "home", port=free_port(), jars_dir=repo_jars_dir(), heap="512m")
+    broker.start(timeout=120)
+    try:
+        yield broker
+    finally:
+        broker.stop(timeout=30)
+
+
+def test_a_broker_restart_during_production_loses_nothing(
+    own_broker: LocalKafka, spark: SparkSession, base_settings: Settings, tmp_path: Path
+) -> None:
+    bootstrap = f"127.0.0.1:{own_broker.port}"
+    topic = "ticks-restart"
+    ensure_topics(bootstrap, [TopicSpec(topic, 3)])
+    ticks = es_ticks(60_000)
+    span_s = (ticks[-1].ts_epoch_ms - ticks[0].ts_epoch_ms) / 1000
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic}
+    producer = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tickstream",
+            "produce",
+            "--source",
+            "replay",
+            "--file",
+            str(DATA),
+            "--symbol",
+            "ES",
+            "--tz",
+            "America/Chicago",
+            "--count",
+            "60000",
+            "--speed",
+            str(span_s / 20),  # about 20 s of producing
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: len(split(consume_all(bootstrap, topic, timeout=10))[0]) > 5_000,
+            timeout=60,
+            message="ticks flowing",
+        )
+        info, killed = own_broker.stop(timeout=30)
+        assert info is not None
+        assert not killed
+        time.sleep(6)  # the outage itself
+        own_broker.start(timeout=120)
+        _, err = producer.communicate(timeout=180)
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+    assert producer.returncode == 0, err
+    assert "kafka unreachable at" in err
+    assert "kafka reachable again after" in err
+    assert "sent 60,000 ticks, acknowledged 60,000, failed 0" in err
+
+    got, _ = split(consume_all(bootstrap, topic))
+    ids = [obj["event_id"] for _, obj in got]
+    assert len(ids) == 60_000  # none lost
+    assert len(set(ids)) == 60_000  # none written twice by the retries (idempotent producer)
+
+    send_heartbeat(bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    out = tmp_path / "lake"
+    settings = settings_for(base_settings, bootstrap, topic, out)
+    BarsJob(settings, spark).start(once=True).awaitTermination(600)
+    assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
+    assert_reconciled(settings)

@@ -81,12 +81,23 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
-    """The broker's configuration: one node, broker and controller, PLAINTEXT on loopback."""
+def server_properties(
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    *,
+    node_id: int = 1,
+    voters: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> str:
+    """The broker's configuration: broker and controller in one process, PLAINTEXT on loopback.
+
+    Alone by default; with ``voters`` (``1@host:port,2@host:port,...``) one node of a cluster.
+    """
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{HOST}:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters or f"{node_id}@{HOST}:{controller_port}",
         "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
         "inter.broker.listener.name": "PLAINTEXT",
@@ -106,6 +117,7 @@ def server_properties(port: int, controller_port: int, data_dir: Path) -> str:
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "168",
         "message.max.bytes": "10485760",
+        **(extra or {}),
     }
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -143,7 +155,17 @@ class LocalKafka:
         *,
         jars_dir: Path | None = None,
         heap: str = "1g",
+        node_id: int = 1,
+        controller_port: int | None = None,
+        voters: str | None = None,
+        cluster_id: str | None = None,
+        extra_props: dict[str, str] | None = None,
     ) -> None:
+        self.node_id = node_id
+        self.fixed_controller_port = controller_port
+        self.voters = voters
+        self.cluster_id = cluster_id
+        self.extra_props = extra_props
         self.home = home.resolve()
         self.jars_dir = jars_dir or self.home / "jars"
         self.port = port
@@ -202,6 +224,13 @@ class LocalKafka:
 
     def start(self, timeout: float = 90.0) -> StartResult:
         """Start the broker (or find it running) and return once it answers admin requests."""
+        result = self.launch()
+        if not result.already_running:
+            self.await_ready(result.info, timeout)
+        return result
+
+    def launch(self) -> StartResult:
+        """Start the broker process (or find it running), without waiting for it."""
         running = self.status()
         if running is not None:
             if running.port != self.port:
@@ -223,13 +252,23 @@ class LocalKafka:
         jars = ensure_jars(self.jars_dir)
         classpath = os.pathsep.join(str(p) for p in jars.kafka_classpath())
 
-        controller_port = free_port()
+        controller_port = self.fixed_controller_port or free_port()
         while controller_port == self.port:
             controller_port = free_port()
         props = self.state_dir / "server.properties"
         log4j = self.state_dir / "log4j2.properties"
         log_file = self.log_dir / "server.log"
-        props.write_text(server_properties(self.port, controller_port, self.data_dir), "utf-8")
+        props.write_text(
+            server_properties(
+                self.port,
+                controller_port,
+                self.data_dir,
+                node_id=self.node_id,
+                voters=self.voters,
+                extra=self.extra_props,
+            ),
+            "utf-8",
+        )
         log4j.write_text(log4j2_properties(log_file), "utf-8")
 
         jvm_opts = [
@@ -260,7 +299,11 @@ class LocalKafka:
             log_file=str(log_file),
         )
         self.state_file.write_text(json.dumps(asdict(info), indent=2) + "\n", "utf-8")
+        return StartResult(info, already_running=False)
 
+    def await_ready(self, info: BrokerInfo, timeout: float) -> None:
+        """Return once the broker answers an admin request; stop it and explain if it does not."""
+        log_file = Path(info.log_file)
         if not wait_ready(info.bootstrap, timeout, alive=lambda: self._is_our_process(info.pid)):
             alive = self._is_our_process(info.pid)
             if alive:
@@ -270,7 +313,6 @@ class LocalKafka:
                 f"the Kafka broker {what}; its log ends with: {self._log_tail()}",
                 f"read {log_file} and {self.log_dir / 'stdout.log'}",
             )
-        return StartResult(info, already_running=False)
 
     def _check_writable(self) -> None:
         try:
@@ -294,7 +336,7 @@ class LocalKafka:
             "kafka.tools.StorageTool",
             "format",
             "--cluster-id",
-            new_cluster_id(),
+            self.cluster_id or new_cluster_id(),
             "--config",
             str(props),
             "--ignore-formatted",
@@ -352,3 +394,58 @@ class LocalKafka:
                 return True
             time.sleep(0.1)
         return False
+
+
+class LocalKafkaCluster:
+    """Several KRaft nodes on 127.0.0.1 (each broker and controller), for fault tests.
+
+    Replication defaults follow the node count: replication factor = size and
+    ``min.insync.replicas`` = size - 1, so one node can fail without losing writes.
+    """
+
+    def __init__(
+        self, home: Path, size: int = 3, *, jars_dir: Path | None = None, heap: str = "512m"
+    ) -> None:
+        ports = [free_port() for _ in range(2 * size)]
+        while len(set(ports)) != len(ports):
+            ports = [free_port() for _ in range(2 * size)]
+        client_ports, controller_ports = ports[:size], ports[size:]
+        voters = ",".join(f"{i + 1}@{HOST}:{p}" for i, p in enumerate(controller_ports))
+        replication = {
+            "default.replication.factor": str(size),
+            "min.insync.replicas": str(max(1, size - 1)),
+            "offsets.topic.replication.factor": str(size),
+            "transaction.state.log.replication.factor": str(size),
+            "transaction.state.log.min.isr": str(max(1, size - 1)),
+            "share.coordinator.state.topic.replication.factor": str(size),
+            "share.coordinator.state.topic.min.isr": str(max(1, size - 1)),
+        }
+        cluster_id = new_cluster_id()
+        self.nodes = [
+            LocalKafka(
+                home / f"node-{i + 1}",
+                port=client_ports[i],
+                jars_dir=jars_dir,
+                heap=heap,
+                node_id=i + 1,
+                controller_port=controller_ports[i],
+                voters=voters,
+                cluster_id=cluster_id,
+                extra_props=replication,
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"{HOST}:{node.port}" for node in self.nodes)
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Launch every node first (a quorum needs them all), then wait for each."""
+        launched = [node.launch() for node in self.nodes]
+        for node, result in zip(self.nodes, launched, strict=True):
+            node.await_ready(result.info, timeout)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop(timeout=30)

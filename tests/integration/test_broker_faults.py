@@ -100,3 +100,82 @@ def test_a_broker_restart_during_production_loses_nothing(
     BarsJob(settings, spark).start(once=True).awaitTermination(600)
     assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
     assert_reconciled(settings)
+
+
+def test_three_brokers_one_killed_during_production_and_aggregation(
+    spark: SparkSession, base_settings: Settings, tmp_path: Path
+) -> None:
+    """RF 3, min.insync.replicas 2: a broker dies mid-stream; nothing is lost or doubled."""
+    import signal
+
+    from tickstream.kafka_local import LocalKafkaCluster
+
+    cluster = LocalKafkaCluster(tmp_path / "cluster", 3, jars_dir=repo_jars_dir())
+    cluster.start()
+    try:
+        bootstrap = cluster.bootstrap
+        topic = "ticks-ha"
+        ensure_topics(
+            bootstrap,
+            [TopicSpec(topic, 3, replication_factor=3, config={"min.insync.replicas": "2"})],
+        )
+        ticks = es_ticks(60_000)
+        span_s = (ticks[-1].ts_epoch_ms - ticks[0].ts_epoch_ms) / 1000
+        out = tmp_path / "lake"
+        settings = settings_for(base_settings, bootstrap, topic, out)
+        job = BarsJob(settings, spark)
+        query = job.start()  # aggregating while the producer writes
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic}
+        producer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tickstream",
+                "produce",
+                "--source",
+                "replay",
+                "--file",
+                str(DATA),
+                "--symbol",
+                "ES",
+                "--tz",
+                "America/Chicago",
+                "--count",
+                "60000",
+                "--speed",
+                str(span_s / 20),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_until(
+                lambda: (
+                    job.last_report is not None and job.last_report.totals.ticks_accepted > 3000
+                ),
+                timeout=120,
+                message="the job aggregating",
+            )
+            victim = cluster.nodes[1]
+            info = victim.status()
+            assert info is not None
+            os.kill(info.pid, signal.SIGKILL)
+            _, err = producer.communicate(timeout=240)
+        finally:
+            if producer.poll() is None:
+                producer.kill()
+        assert producer.returncode == 0, err
+        assert "sent 60,000 ticks, acknowledged 60,000, failed 0" in err
+
+        send_heartbeat(bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+        query.processAllAvailable()
+        job.stop()
+        assert query.exception() is None
+        assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
+        got, _ = split(consume_all(bootstrap, topic))
+        assert len({obj["event_id"] for _, obj in got}) == len(got) == 60_000
+        assert_reconciled(settings)
+    finally:
+        cluster.stop()

@@ -17,6 +17,13 @@ from tickstream.errors import TickstreamError
 F = TypeVar("F", bound=Callable[..., Any])
 
 KAFKA_FIELDS = ("kafka_bootstrap_servers", "kafka_topic")
+SECURITY_FIELDS = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_ca_location",
+)
 HOME_FIELDS = ("tickstream_home", "tickstream_jars_dir")
 
 
@@ -114,10 +121,10 @@ def kafka_start(port: int, timeout: float, **options: Any) -> None:
     click.echo(result.bootstrap)
 
 
-def _create_topics(bootstrap: str, settings: Settings) -> None:
+def _create_topics(bootstrap: str, settings: Settings, extra: dict[str, str] | None = None) -> None:
     from tickstream.kafka_admin import ensure_topics, pipeline_topics
 
-    created, warnings = ensure_topics(bootstrap, pipeline_topics(settings))
+    created, warnings = ensure_topics(bootstrap, pipeline_topics(settings), extra=extra)
     for name in created:
         click.echo(f"created topic {name}")
     for warning in warnings:
@@ -164,11 +171,13 @@ def kafka_status(**options: Any) -> None:
 
 
 @kafka.command("create-topics")
-@settings_options(*KAFKA_FIELDS)
+@settings_options(*KAFKA_FIELDS, *SECURITY_FIELDS)
 def kafka_create_topics(**options: Any) -> None:
     """Create the pipeline's topics on KAFKA_BOOTSTRAP_SERVERS if they are missing."""
+    from tickstream.kafka_admin import client_security
+
     settings = settings_from(options)
-    _create_topics(settings.kafka_bootstrap_servers, settings)
+    _create_topics(settings.kafka_bootstrap_servers, settings, client_security(settings))
     click.echo("topics ready")
 
 
@@ -176,6 +185,7 @@ def kafka_create_topics(**options: Any) -> None:
 
 PRODUCER_FIELDS = (
     *KAFKA_FIELDS,
+    *SECURITY_FIELDS,
     "producer_source",
     "tickers",
     "msgs_per_sec",
@@ -295,6 +305,7 @@ def produce(
 
 STREAM_FIELDS = (
     *KAFKA_FIELDS,
+    *SECURITY_FIELDS,
     "output_path",
     "window_duration",
     "watermark",
@@ -329,6 +340,9 @@ def run_stream(
     def notify(message: str) -> None:
         click.echo(f"job  {message}", err=True)
 
+    from tickstream.kafka_admin import check_access
+
+    check_access(settings)  # wrong credentials or a missing topic: one line, before Spark starts
     console = Console(echo=click.echo, show_bars=settings.console_bars)
     spark = build_spark(settings, app_name="tickstream-bars", ui=ui)
     job = BarsJob(settings, spark, on_batch=console.on_batch)
@@ -436,7 +450,7 @@ def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
 
 
 @cli.command("reconcile")
-@settings_options(*KAFKA_FIELDS, "output_path", "window_duration")
+@settings_options(*KAFKA_FIELDS, *SECURITY_FIELDS, "output_path", "window_duration")
 @click.option("--from", "start", help="Also check an event-time range from this ISO time (UTC).")
 @click.option("--to", "end", help="... to this ISO time (UTC).")
 def reconcile_cmd(start: str | None, end: str | None, **options: Any) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tickstream.errors import ConfigError
@@ -130,6 +130,19 @@ class Settings(BaseSettings):
         "127.0.0.1:9092", description="Kafka brokers the producer and the job connect to."
     )
     kafka_topic: str = Field("events", description="The topic that carries the ticks.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How the producer and the job talk to Kafka."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (never printed)."
+    )
+    kafka_ssl_ca_location: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (SSL)."
+    )
 
     # Producer
     tickers: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -216,6 +229,24 @@ class Settings(BaseSettings):
     def _bootstrap(cls, value: str) -> str:
         parse_bootstrap(value)
         return ",".join(part.strip() for part in value.split(","))
+
+    @field_validator("kafka_ssl_ca_location")
+    @classmethod
+    def _ca(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("expected a readable PEM file")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "KAFKA_SECURITY_PROTOCOL="
+                f"{self.kafka_security_protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     @field_validator("kafka_topic")
     @classmethod
@@ -403,13 +434,19 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         raise _config_error(exc, given) from None
 
 
+SECRET_FIELDS = frozenset({"kafka_sasl_password"})
+
+
 def _config_error(exc: ValidationError, given: Mapping[str, Any]) -> ConfigError:
     first = exc.errors()[0]
-    field = str(first["loc"][0]) if first["loc"] else "?"
-    where = flag_name(field) if field in given else env_name(field)
     reason = str(first["msg"]).removeprefix("Value error, ")
+    if not first["loc"]:  # a rule across settings: its message names them
+        return ConfigError(f"bad settings: {reason}")
+    field = str(first["loc"][0])
+    where = flag_name(field) if field in given else env_name(field)
     value = first.get("input")
-    shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+    secret = field in SECRET_FIELDS
+    shown = f"={value!r}" if isinstance(value, str | int | float) and not secret else ""
     more = len(exc.errors()) - 1
     extra = f" (and {more} more bad setting{'s' if more > 1 else ''})" if more else ""
     return ConfigError(f"bad setting {where}{shown}: {reason}{extra}")

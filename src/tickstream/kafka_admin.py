@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -33,6 +35,89 @@ class TopicSpec:
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     """The topics the pipeline reads and writes."""
     return [TopicSpec(settings.kafka_topic, partitions=3)]
+
+
+def client_security(settings: Settings) -> dict[str, str]:
+    """Security settings for confluent-kafka (librdkafka) clients."""
+    conf: dict[str, str] = {"security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL"):
+        assert settings.kafka_sasl_password is not None
+        conf["sasl.mechanisms"] = settings.kafka_sasl_mechanism
+        conf["sasl.username"] = settings.kafka_sasl_username or ""
+        conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_ca_location is not None:
+        conf["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    return conf
+
+
+def spark_kafka_security(settings: Settings) -> dict[str, str]:
+    """The same settings for Spark's Kafka source and sink (Java client names, `kafka.` prefix)."""
+    options: dict[str, str] = {"kafka.security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL"):
+        assert settings.kafka_sasl_password is not None
+        module = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule"
+            if settings.kafka_sasl_mechanism == "PLAIN"
+            else "org.apache.kafka.common.security.scram.ScramLoginModule"
+        )
+        user = json.dumps(settings.kafka_sasl_username or "")
+        password = json.dumps(settings.kafka_sasl_password.get_secret_value())
+        options["kafka.sasl.mechanism"] = settings.kafka_sasl_mechanism
+        options["kafka.sasl.jaas.config"] = (
+            f"{module} required username={user} password={password};"
+        )
+    if settings.kafka_ssl_ca_location is not None:
+        options["kafka.ssl.truststore.type"] = "PEM"
+        options["kafka.ssl.truststore.location"] = str(settings.kafka_ssl_ca_location)
+    return options
+
+
+def check_access(settings: Settings, timeout: float = 15.0) -> None:
+    """Fail fast, with one clear line, if Kafka refuses the credentials or lacks the topic."""
+    from tickstream.errors import EnvironmentProblem, TickstreamError
+
+    auth_errors: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            auth_errors.append(err.str())
+
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **client_security(settings),
+        "error_cb": on_error,
+    }
+    admin = AdminClient(conf, logger=LIBRDKAFKA_LOG)
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            topics = admin.list_topics(timeout=min(3.0, max(0.5, end - time.monotonic()))).topics
+            break
+        except KafkaException:
+            pass
+        admin.poll(0)
+        if auth_errors:
+            raise credentials_error(settings)
+        if time.monotonic() >= end:
+            raise EnvironmentProblem(
+                f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:g}s",
+                "start it (`tickstream kafka start`) or fix KAFKA_BOOTSTRAP_SERVERS",
+            )
+    if settings.kafka_topic not in topics:
+        raise TickstreamError(
+            f"topic '{settings.kafka_topic}' does not exist on {settings.kafka_bootstrap_servers}",
+            "create it with `tickstream kafka create-topics`",
+        )
+
+
+def credentials_error(settings: Settings) -> Exception:
+    from tickstream.errors import TickstreamError
+
+    return TickstreamError(
+        f"Kafka at {settings.kafka_bootstrap_servers} rejected the credentials of user "
+        f"'{settings.kafka_sasl_username}' ({settings.kafka_sasl_mechanism})",
+        "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+    )
 
 
 def admin_client(bootstrap: str, extra: dict[str, str] | None = None) -> AdminClient:
@@ -65,14 +150,17 @@ def wait_ready(bootstrap: str, deadline_s: float, alive: Callable[[], bool] | No
 
 
 def ensure_topics(
-    bootstrap: str, specs: Iterable[TopicSpec], timeout: float = 30.0
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    timeout: float = 30.0,
+    extra: dict[str, str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Create the topics that do not exist yet. Returns (created, warnings).
 
     An existing topic is left as it is; if it has fewer partitions than asked, a
     warning says so (adding partitions would move keys to other partitions).
     """
-    admin = admin_client(bootstrap)
+    admin = admin_client(bootstrap, extra)
     specs = list(specs)
     existing = admin.list_topics(timeout=timeout).topics
     created: list[str] = []

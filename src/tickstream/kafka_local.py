@@ -160,8 +160,10 @@ class LocalKafka:
         voters: str | None = None,
         cluster_id: str | None = None,
         extra_props: dict[str, str] | None = None,
+        scram_users: dict[str, str] | None = None,
     ) -> None:
         self.node_id = node_id
+        self.scram_users = scram_users or {}
         self.fixed_controller_port = controller_port
         self.voters = voters
         self.cluster_id = cluster_id
@@ -341,6 +343,8 @@ class LocalKafka:
             str(props),
             "--ignore-formatted",
         ]
+        for user, password in self.scram_users.items():  # SCRAM users exist from the first start
+            cmd += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
         if result.returncode != 0:
             raise EnvironmentProblem(

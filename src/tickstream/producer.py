@@ -25,7 +25,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tickstream.config import Settings
 from tickstream.errors import EnvironmentProblem, TickstreamError
-from tickstream.kafka_admin import LIBRDKAFKA_LOG
+from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security, credentials_error
 from tickstream.sources.base import TickSource
 from tickstream.ticks.codec import encode_heartbeat
 from tickstream.ticks.schema import Heartbeat
@@ -69,6 +69,7 @@ class ProduceStats:
 def producer_config(settings: Settings, on_error: Callable[[KafkaError], None]) -> dict[str, Any]:
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **client_security(settings),
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": settings.kafka_compression,
@@ -103,13 +104,17 @@ class TickProducer:
         self.producer_id = uuid.uuid4().hex[:12]
         self.stats = ProduceStats()
         self._outage_since: float | None = None
+        self._auth_failed = False
         self._producer = Producer(producer_config(settings, self._on_error))
         self.partitions: list[int] = []
 
     # --- callbacks (run inside poll/flush) ------------------------------------------------------
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.code() in _OUTAGE_CODES:
+        if err.code() == KafkaError._AUTHENTICATION:
+            self._auth_failed = True
+            self.stop.set()
+        elif err.code() in _OUTAGE_CODES:
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
                 self.notify(
@@ -159,6 +164,9 @@ class TickProducer:
                 )
             except KafkaException:
                 metadata = None
+            self._producer.poll(0)
+            if self._auth_failed:
+                raise credentials_error(self.settings)
             if metadata is not None and metadata.brokers:
                 topic = metadata.topics.get(self.topic)
                 if topic is not None and topic.error is None and topic.partitions:
@@ -188,6 +196,8 @@ class TickProducer:
                     "start it (`tickstream kafka start`) or fix KAFKA_BOOTSTRAP_SERVERS",
                 )
             if self.stop.wait(0.5):
+                if self._auth_failed:
+                    raise credentials_error(self.settings)
                 raise TickstreamError("stopped while waiting for Kafka")
 
     # --- producing ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from tickstream.bars.lake import local_path
 from tickstream.bars.state import Snapshot, Totals
 from tickstream.config import Settings
-from tickstream.kafka_admin import LIBRDKAFKA_LOG
+from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security
 
 
 @dataclass
@@ -85,6 +85,7 @@ def topic_offsets(settings: Settings) -> dict[int, tuple[int, int]]:
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap_servers,
+            **client_security(settings),
             "group.id": "tickstream-reconcile",
             "enable.auto.commit": False,
         },

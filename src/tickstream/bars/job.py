@@ -35,6 +35,7 @@ from tickstream.bars.parse import Rules, parse_events
 from tickstream.bars.schema import TICK
 from tickstream.bars.state import NO_TIME, Snapshot, StateStore, Totals
 from tickstream.config import Settings
+from tickstream.kafka_admin import spark_kafka_security
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
@@ -70,6 +71,7 @@ def kafka_options(settings: Settings) -> dict[str, str]:
     }
     if settings.max_offsets_per_trigger is not None:
         options["maxOffsetsPerTrigger"] = str(settings.max_offsets_per_trigger)
+    options.update(spark_kafka_security(settings))
     return options
 
 
@@ -312,6 +314,7 @@ class BarsJob:
                     ).alias("headers"),
                 )
                 .write.format("kafka")
+                .options(**spark_kafka_security(self.settings))
                 .option("kafka.bootstrap.servers", self.settings.kafka_bootstrap_servers)
                 .option("topic", self.settings.dlq_topic)
                 .option("includeHeaders", "true")

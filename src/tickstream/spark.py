@@ -104,6 +104,26 @@ def spark_conf(
     return conf
 
 
+def _launch_jvm_in_own_session(conf: Mapping[str, str], app_name: str) -> None:
+    """Start Spark's JVM in a session of its own, once per process.
+
+    A signal sent to the whole process group (Ctrl-C, `timeout`, systemd, a container runtime)
+    then reaches only the Python driver, which stops the job gracefully: the JVM is not shut
+    down under a running micro-batch. It still exits with the driver: PySpark's gateway quits
+    when its stdin (a pipe from this process) closes.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    spark_conf_obj = SparkConf(loadDefaults=False).setAll(list(conf.items())).setAppName(app_name)
+    gateway = launch_gateway(  # type: ignore[no-untyped-call]
+        spark_conf_obj, popen_kwargs={"start_new_session": True}
+    )
+    SparkContext._ensure_initialized(gateway=gateway, conf=spark_conf_obj)
+
+
 def build_spark(
     settings: Settings,
     app_name: str = "tickstream",
@@ -117,8 +137,10 @@ def build_spark(
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf = spark_conf(settings, ui=ui, extra=extra)
+    _launch_jvm_in_own_session(conf, app_name)
     builder = SparkSession.builder.appName(app_name)
-    for key, value in spark_conf(settings, ui=ui, extra=extra).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

@@ -118,7 +118,11 @@ def test_right_credentials_work_end_to_end(secured: tuple[str, str], tmp_path: P
         assert SECRET not in done.stdout + done.stderr
     import duckdb
 
-    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/ticks/*/*.parquet')").fetchall()
+    rows = (
+        duckdb.connect()
+        .execute(f"SELECT count(*) FROM read_parquet('{out}/ticks/*/*.parquet')")
+        .fetchall()
+    )
     assert rows[0][0] >= 3000
 
 

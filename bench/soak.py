@@ -1,0 +1,185 @@
+"""Soak benchmark: a steady stream of ticks through the whole pipeline, for minutes.
+
+A simulated market at --rate ticks/s (default 10,000) is produced into a local broker while the
+bars job runs (Spark local mode, in this process). Every --every seconds it samples: the job's
+state rows (ticks in open windows), the driver JVM's heap after a GC and its resident memory,
+this process's resident memory, and the consumer lag (topic end offsets minus the offsets of
+the job's last committed batch). After the warm-up (the first --warmup share of the run) it
+prints whether state and memory stay flat and whether the lag grows.
+
+    .venv/bin/python bench/soak.py                 # 5 minutes, 1-minute bars
+    .venv/bin/python bench/soak.py --short         # 75 s, 5-second bars (what CI runs)
+
+Exit code 0 when the verdicts hold, 1 when one fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from tickstream.bars.job import BarsJob  # noqa: E402
+from tickstream.config import load_settings  # noqa: E402
+from tickstream.kafka_admin import TopicSpec, ensure_topics  # noqa: E402
+from tickstream.kafka_local import LocalKafka, free_port  # noqa: E402
+from tickstream.producer import TickProducer  # noqa: E402
+from tickstream.reconcile import committed_offsets, topic_offsets  # noqa: E402
+from tickstream.sources.simulate import SimulateSource  # noqa: E402
+from tickstream.spark import build_spark  # noqa: E402
+
+
+@dataclass
+class Sample:
+    t: float
+    produced: int
+    state_rows: int
+    heap_mb: float
+    jvm_rss_mb: float
+    py_rss_mb: float
+    lag: int
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rate", type=float, default=10_000)
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--every", type=float, default=5)
+    parser.add_argument("--warmup", type=float, default=0.4, help="share of the run to ignore")
+    parser.add_argument("--window", default="1 minute")
+    parser.add_argument("--watermark", default="30 seconds")
+    parser.add_argument("--short", action="store_true", help="75 s with 5-second bars (for CI)")
+    args = parser.parse_args()
+    if args.short:
+        args.seconds, args.window, args.watermark, args.every = 120, "5 seconds", "5 seconds", 3
+
+    home = Path(tempfile.mkdtemp(prefix="tickstream-soak-"))
+    broker = LocalKafka(
+        home / "broker", port=free_port(), jars_dir=REPO / ".tickstream" / "jars", heap="1g"
+    )
+    bootstrap = broker.start().bootstrap
+    topic = "soak"
+    ensure_topics(bootstrap, [TopicSpec(topic, 3)])
+    settings = load_settings(
+        {
+            "kafka_bootstrap_servers": bootstrap,
+            "kafka_topic": topic,
+            "output_path": home / "lake",
+            "window_duration": args.window,
+            "watermark": args.watermark,
+            "console_bars": False,
+            "spark_master": "local[2]",
+            "tickstream_home": home,
+            "tickstream_jars_dir": REPO / ".tickstream" / "jars",
+            "msgs_per_sec": args.rate,
+        }
+    )
+    spark = build_spark(settings, app_name="tickstream-soak")
+    jvm_pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())  # type: ignore[union-attr]
+    runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()  # type: ignore[union-attr]
+    job = BarsJob(settings, spark)
+    query = job.start()
+
+    stop = threading.Event()
+    producer = TickProducer(settings, stop=stop, notify=lambda m: print(m, file=sys.stderr))
+    producer.connect(30)
+    source = SimulateSource(settings.tickers, args.rate, seed=1, stop=stop)
+    producing = threading.Thread(target=producer.run, args=(source,), daemon=True)
+    producing.start()
+
+    samples: list[Sample] = []
+    started = time.monotonic()
+    print(
+        f"soak: {args.rate:,.0f} ticks/s for {args.seconds:g}s, "
+        f"bars of {args.window}, watermark {args.watermark}"
+    )
+    header = ("t(s)", "produced", "state", "heap MB", "JVM RSS", "py RSS", "lag")
+    print("".join(f"{h:>10}" for h in header))
+    try:
+        while time.monotonic() - started < args.seconds:
+            time.sleep(args.every)
+            if query.exception() is not None:
+                raise SystemExit(f"the job failed: {query.exception()}")
+            runtime.gc()
+            offsets = topic_offsets(settings)
+            committed = committed_offsets(home / "lake" / "_checkpoints" / "bars", topic)
+            lag = sum(high - committed.get(p, low) for p, (low, high) in offsets.items())
+            report = job.last_report
+            s = Sample(
+                t=time.monotonic() - started,
+                produced=producer.stats.sent,
+                state_rows=report.open_rows if report else 0,
+                heap_mb=(runtime.totalMemory() - runtime.freeMemory()) / 2**20,
+                jvm_rss_mb=rss_mb(jvm_pid),
+                py_rss_mb=rss_mb(int(Path("/proc/self").resolve().name)),
+                lag=lag,
+            )
+            samples.append(s)
+            print(
+                f"{s.t:>10.0f}{s.produced:>10,}{s.state_rows:>10,}{s.heap_mb:>10.0f}"
+                f"{s.jvm_rss_mb:>10.0f}{s.py_rss_mb:>10.0f}{s.lag:>10,}"
+            )
+    finally:
+        stop.set()
+        producing.join(60)
+        job.stop()
+        spark.stop()
+        broker.stop()
+
+    steady = samples[int(len(samples) * args.warmup) :]
+    half = len(steady) // 2
+    early, late = steady[:half], steady[half:]
+    rate = (samples[-1].produced - samples[0].produced) / (samples[-1].t - samples[0].t)
+
+    def mean(xs: list[Sample], field: str) -> float:
+        return statistics.fmean(float(getattr(x, field)) for x in xs)
+
+    def peak(xs: list[Sample], field: str) -> float:
+        return max(float(getattr(x, field)) for x in xs)
+
+    # Micro-batches make every series a sawtooth: compare the two halves after the warm-up,
+    # not single samples.
+    verdicts = {
+        "lag does not grow (second half within 10 s of input of the first)": mean(late, "lag")
+        <= mean(early, "lag") + 10 * args.rate,
+        "state rows stay flat (second-half peak within 1.5x of the first)": peak(late, "state_rows")
+        <= 1.5 * peak(early, "state_rows") + 1000,
+        "JVM heap after GC stays flat (within 256 MB)": peak(late, "heap_mb")
+        <= peak(early, "heap_mb") + 256,
+    }
+    print(f"produced {rate:,.0f} ticks/s on average over {samples[-1].t:.0f}s")
+    for name, field in (
+        ("lag", "lag"),
+        ("state rows", "state_rows"),
+        ("heap MB", "heap_mb"),
+        ("JVM RSS MB", "jvm_rss_mb"),
+    ):
+        print(
+            f"after warm-up, {name:>10}: first half mean {mean(early, field):>10,.0f} peak "
+            f"{peak(early, field):>10,.0f} | second half mean {mean(late, field):>10,.0f} peak "
+            f"{peak(late, field):>10,.0f}"
+        )
+    for name, ok in verdicts.items():
+        print(f"[{'ok ' if ok else 'BAD'}] {name}")
+    return 0 if all(verdicts.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,26 @@
+"""The short form of the soak benchmark: 10,000 ticks/s through the whole pipeline for two
+minutes; state rows and JVM heap stay flat after warm-up and the consumer lag does not grow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_short_soak_at_ten_thousand_ticks_per_second() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "soak.py"), "--short", "--rate", "10000"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "produced 10,000 ticks/s on average" in done.stdout
+    verdicts = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert len(verdicts) == 3
+    assert all(line.startswith("[ok ]") for line in verdicts), verdicts

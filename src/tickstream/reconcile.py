@@ -65,7 +65,7 @@ class Report:
         ]
         for reason, n in sorted(t.rejected.items(), key=lambda kv: -kv[1]):
             if reason != "event_id_conflict":
-                out.append(f"    {reason:<18}{n:>12,}")
+                out.append(f"    {reason:<24}{n:>6,}")
         if any(self.window):
             start, end = self.window
             out.append(

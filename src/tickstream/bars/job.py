@@ -147,7 +147,10 @@ class BarsJob:
         started = time.monotonic()
         snapshot, open_prev = self.state.load_before(batch_id)
         watermark = snapshot.watermark_ms
-        events = parse_events(batch, self.rules).persist()
+        parsed = parse_events(batch, self.rules)
+        # Cache what every step needs, not the raw payloads: caching those costs more than
+        # parsing again, and only rejects (rare) need them, read once more from the batch.
+        events = parsed.drop("raw", "raw_text", "topic", "kafka_timestamp").persist()
         try:
             # One pass for every count the batch needs: by kind, reason and partition.
             window_end_of_ts = (
@@ -202,7 +205,13 @@ class BarsJob:
             if n_conflicts:
                 rejected_by_reason["event_id_conflict"] = n_conflicts
             accepted = classified.filter(F.col("_class") == "accepted").select(*TICK.fieldNames())
-            conflicts = classified.filter(F.col("_class") == "conflict")
+            conflicts = parsed.join(
+                classified.filter(F.col("_class") == "conflict").select(
+                    "kafka_partition", "kafka_offset"
+                ),
+                ["kafka_partition", "kafka_offset"],
+                "left_semi",
+            )
 
             max_event = max([snapshot.max_event_ms, *partition_max.values()])
             new_watermark = next_watermark(watermark, partition_max, self.settings.watermark_ms)
@@ -216,7 +225,7 @@ class BarsJob:
             if n_late:
                 self._write_late(late, watermark, batch_id)
             if rejected_by_reason:
-                self._write_rejects(events, conflicts, batch_id)
+                self._write_rejects(parsed, conflicts, batch_id)
             if n_accepted:
                 self.lake.write(
                     accepted.withColumn("date", F.date_format("ts", "yyyy-MM-dd")).drop(

@@ -73,7 +73,8 @@ def _json_type_is_not_string(field: str) -> Column:
     It re-parses the message, so it is only asked where text could be such a coercion.
     """
     value = F.col("j")[field]
-    coerced = value.rlike(r"^[-+0-9.eE]+$|^[\[{]|^(true|false)$")
+    written_as_string = F.instr(F.col("raw_text"), f'"{field}":"') > 0  # compact JSON: cheap
+    coerced = ~written_as_string & value.rlike(r"^[-+0-9.eE]+$|^[\[{]|^(true|false)$")
     json_type = F.expr(f"schema_of_variant(variant_get(try_parse_json(raw_text), '$.{field}'))")
     return coerced & (json_type != F.lit("STRING"))
 

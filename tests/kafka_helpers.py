@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,7 @@ def consume_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Recor
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = sorted(metadata.topics[topic].partitions)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
+        ends = {p: _end_offset(consumer, topic, p) for p in partitions}
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions if ends[p] > 0])
         records: list[Record] = []
         remaining = {p for p in partitions if ends[p] > 0}
@@ -54,3 +51,17 @@ def consume_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Recor
         return records
     finally:
         consumer.close()
+
+
+def _end_offset(consumer: Consumer, topic: str, partition: int, timeout: float = 30.0) -> int:
+    """The partition's end offset, retrying while leadership settles (a new topic, a restart)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return int(
+                consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+            )
+        except KafkaException as exc:
+            if time.monotonic() > deadline or not exc.args[0].retriable():
+                raise
+            time.sleep(0.2)

@@ -32,6 +32,21 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+def _await_leaders(admin: AdminClient, topics: list[str], timeout: float) -> None:
+    """A new topic is usable once every partition has a leader; wait for that."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        metadata = admin.list_topics(timeout=max(1.0, end - time.monotonic())).topics
+        if all(
+            name in metadata
+            and metadata[name].partitions
+            and all(p.leader >= 0 for p in metadata[name].partitions.values())
+            for name in topics
+        ):
+            return
+        time.sleep(0.1)
+
+
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     """The topics the pipeline reads and writes."""
     return [TopicSpec(settings.kafka_topic, partitions=3)]
@@ -183,6 +198,8 @@ def ensure_topics(
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
+    if created:
+        _await_leaders(admin, created, timeout)
     for s in specs:
         if s.name in existing:
             have = len(existing[s.name].partitions)

@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,14 @@ def consume_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Recor
         consumer.close()
 
 
+_SETTLING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+}
+
+
 def _end_offset(consumer: Consumer, topic: str, partition: int, timeout: float = 30.0) -> int:
     """The partition's end offset, retrying while leadership settles (a new topic, a restart)."""
     deadline = time.monotonic() + timeout
@@ -62,6 +70,9 @@ def _end_offset(consumer: Consumer, topic: str, partition: int, timeout: float =
                 consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
             )
         except KafkaException as exc:
-            if time.monotonic() > deadline or not exc.args[0].retriable():
+            # A new partition's leader may take a moment to act as one, whatever the metadata
+            # says: librdkafka does not mark these as retriable, but they are transient.
+            transient = exc.args[0].retriable() or exc.args[0].code() in _SETTLING
+            if time.monotonic() > deadline or not transient:
                 raise
             time.sleep(0.2)

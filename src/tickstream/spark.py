@@ -42,6 +42,10 @@ logger.trigger.name = org.apache.spark.sql.execution.streaming.ProcessingTimeExe
 logger.trigger.level = error
 logger.dag.name = org.apache.spark.scheduler.DAGScheduler
 logger.dag.level = error
+# A query that ends is reported by tickstream itself, in one line (`the bars job failed: ...`);
+# Spark's own report would add a stack trace, also when a graceful stop ends a batch early.
+logger.mbe.name = org.apache.spark.sql.execution.streaming.MicroBatchExecution
+logger.mbe.level = fatal
 """
 
 

@@ -124,13 +124,14 @@ class BarsJob:
     def stop(self, timeout: float = 120.0) -> None:
         """Let the running micro-batch finish, then stop the query (no batch is cut short)."""
         self.stopping.set()
-        acquired = self._batch_lock.acquire(timeout=timeout)
-        try:
-            if self.query is not None:
-                self.query.stop()
-        finally:
-            if acquired:
-                self._batch_lock.release()
+        # Wait for the running batch to finish, then let go of the lock before stopping the
+        # query: a batch that starts meanwhile must be able to take the lock, see `stopping`
+        # and return at once (Spark re-runs it on restart). Holding the lock here would leave
+        # that batch blocked inside Spark's callback and query.stop() waiting for it forever.
+        if self._batch_lock.acquire(timeout=timeout):
+            self._batch_lock.release()
+        if self.query is not None:
+            self.query.stop()
 
     # --- one micro-batch ----------------------------------------------------------------------
 

@@ -513,7 +513,8 @@ def jars_path(**options: Any) -> None:
     cache = jar_cache(settings_from(options).jars_dir)
     state = "complete" if cache.is_complete() else "missing: run `tickstream jars fetch`"
     click.echo(
-        f"kafka broker:    {cache.kafka_dir}\nspark connector: {cache.connector_dir}\n({state})"
+        f"kafka broker:    {cache.kafka_dir}\nspark connector: {cache.connector_dir}\n"
+        f"engine:          {cache.engine_dir}\n({state})"
     )
 
 

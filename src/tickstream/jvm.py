@@ -83,8 +83,17 @@ class JarCache:
     def connector_dir(self) -> Path:
         return self.root / f"spark-kafka-{self.versions.spark}"
 
+    @property
+    def engine_dir(self) -> Path:
+        """tickstream's own JVM code (``jvm/engine``), compiled against the pinned Spark."""
+        return self.root / f"engine-{self.versions.spark}"
+
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        return (self.kafka_dir, self.connector_dir, self.engine_dir)
+
     def is_complete(self) -> bool:
-        return all((d / _READY_MARK).is_file() for d in (self.kafka_dir, self.connector_dir))
+        return all((d / _READY_MARK).is_file() for d in self.folders)
 
     def kafka_classpath(self) -> list[Path]:
         return _jars_in(self.kafka_dir)
@@ -99,6 +108,10 @@ class JarCache:
             {_artifact_name(p.name) for p in _jars_in(spark_jars_dir)} if spark_jars_dir else set()
         )
         return [p for p in _jars_in(self.connector_dir) if _artifact_name(p.name) not in shipped]
+
+    def spark_jars(self, spark_jars_dir: Path | None = None) -> list[Path]:
+        """Every jar a Spark session of tickstream attaches: the connector's and the engine's."""
+        return [*self.connector_jars(spark_jars_dir), *_jars_in(self.engine_dir)]
 
 
 def _jars_in(folder: Path | None) -> list[Path]:
@@ -164,7 +177,7 @@ def fetch_jars(cache: JarCache, *, quiet: bool = False) -> None:
             f"Maven could not resolve the JVM jars (exit {result.returncode}){tail}",
             "check the network access to Maven Central, then run `tickstream jars fetch` again",
         )
-    for folder in (cache.kafka_dir, cache.connector_dir):
+    for folder in cache.folders:
         if not _jars_in(folder):
             raise EnvironmentProblem(
                 f"Maven ran but left no jars in {folder}", "report this as a bug"

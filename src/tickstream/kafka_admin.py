@@ -208,3 +208,27 @@ def ensure_topics(
                     f"topic {s.name} has {have} partitions, fewer than the {s.partitions} expected"
                 )
     return created, warnings
+
+
+def topic_partitions(settings: Settings, timeout: float = 15.0) -> int:
+    """How many partitions the tick topic has (the job reads each with a source of its own)."""
+    from tickstream.errors import TickstreamError
+
+    admin = AdminClient(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, **client_security(settings)},
+        logger=LIBRDKAFKA_LOG,
+    )
+    try:
+        topics = admin.list_topics(timeout=timeout).topics
+    except KafkaException as err:
+        raise TickstreamError(
+            f"Kafka at {settings.kafka_bootstrap_servers} did not list its topics: {err}",
+            "check that the brokers run and KAFKA_BOOTSTRAP_SERVERS",
+        ) from err
+    topic = topics.get(settings.kafka_topic)
+    if topic is None or topic.error is not None or not topic.partitions:
+        raise TickstreamError(
+            f"topic '{settings.kafka_topic}' does not exist on {settings.kafka_bootstrap_servers}",
+            "create it with `tickstream kafka create-topics`",
+        )
+    return len(topic.partitions)

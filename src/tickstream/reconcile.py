@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +112,14 @@ def committed_offsets(checkpoint: Path, topic: str) -> dict[int, int]:
     if not done:
         return {}
     lines = (checkpoint / "offsets" / str(done[-1])).read_text(encoding="utf-8").splitlines()
-    offsets: dict[str, int] = json.loads(lines[2]).get(topic, {})
-    return {int(p): int(o) for p, o in offsets.items()}
+    # Line 1 is the log's version, line 2 the batch's metadata, then one line per source (the
+    # job reads each partition with a source of its own).
+    found: dict[int, int] = {}
+    for line in lines[2:]:
+        if line.strip().startswith("{"):
+            for p, o in json.loads(line).get(topic, {}).items():
+                found[int(p)] = int(o)
+    return found
 
 
 def _count(
@@ -212,14 +218,13 @@ def _range_checks(
         con, root, "bars", "sum(trade_count)", where("window_start")
     )
     report.lake["range_late"] = _count(con, root, "late", where=where("ts"))
-    open_dir = StateStore.latest_open_dir(checkpoints / "bars_state")
-    open_in_range = 0
-    if open_dir is not None:
-        row = con.execute(
-            f"SELECT count(*) FROM read_parquet(?) {where(tick_window)}",  # noqa: S608
-            [str(open_dir / "*.parquet")],
-        ).fetchone()
-        open_in_range = int(row[0]) if row else 0
+    snapshot = StateStore.read_latest(checkpoints / "bars_state")
+    low, high = _epoch_ms(start), _epoch_ms(end)
+    open_in_range = sum(
+        p.count
+        for p in snapshot.open_windows
+        if (low is None or p.window_start_ms >= low) and (high is None or p.window_start_ms < high)
+    )
     report.lake["range_open"] = open_in_range
     report.checks.append(
         Check(
@@ -228,3 +233,11 @@ def _range_checks(
             report.lake["range_in_bars"] + open_in_range,
         )
     )
+
+
+def _epoch_ms(moment: datetime | None) -> int | None:
+    """Milliseconds since the epoch; a naive time is UTC (as in the SQL above)."""
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return int(aware.timestamp() * 1000)

@@ -72,7 +72,7 @@ def spark_conf(
 ) -> dict[str, str]:
     """The configuration every tickstream session starts from."""
     jars = ensure_jars(settings.jars_dir, quiet=True)
-    connector = jars.connector_jars(spark_jars_dir())
+    connector = jars.spark_jars(spark_jars_dir())
     log4j = settings.tickstream_home.resolve() / "spark-log4j2.properties"
     log4j.parent.mkdir(parents=True, exist_ok=True)
     if not log4j.is_file() or log4j.read_text(encoding="utf-8") != _LOG4J2:

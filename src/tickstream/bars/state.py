@@ -1,10 +1,13 @@
-"""The job's own state, one snapshot per micro-batch, next to Spark's checkpoint.
+"""The driver's part of the job's state: one small record per micro-batch, next to Spark's
+checkpoint.
 
-A snapshot holds the event-time watermark, the largest event time seen, running
-totals, and the accepted ticks of the windows that are still open. Batch N reads the
-snapshot of the latest batch before N and writes its own; a batch that runs again
-after a crash therefore starts from the same state and computes the same output.
-``meta.json`` is written last (atomically), so a snapshot without it never counts.
+A record holds the event-time watermark, each partition's largest event time, running totals
+and the partial aggregates of the open windows (one per open (symbol, window), see
+:mod:`tickstream.bars.partials`): its size grows with the symbols, never with the ticks. The
+dedup index, which does grow with the ticks, lives in Spark's state store
+(:mod:`tickstream.bars.source`). Batch N reads the record of the latest batch before N and writes
+its own; a batch that runs again after a crash starts from the same state and computes the same
+output. ``meta.json`` is written atomically, so a half-written record never counts.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
-
-from tickstream.bars.schema import TICK
+from tickstream.bars.partials import Key, Partial
+from tickstream.errors import TickstreamError
 
 NO_TIME = -(2**62)  # before any event: nothing is late, no window is closed
+FORMAT = 2  # 1: the open windows' ticks in Parquet (tickstream 0.1); 2: partial aggregates
 
 
 @dataclass
@@ -49,6 +52,11 @@ class Snapshot:
     partition_max_ms: dict[str, int] = field(default_factory=dict)
     open_rows: int = 0
     totals: Totals = field(default_factory=Totals)
+    open_windows: list[Partial] = field(default_factory=list)
+    format: int = FORMAT
+
+    def windows(self) -> dict[Key, Partial]:
+        return {p.key: p for p in self.open_windows}
 
 
 _BATCH_DIR = re.compile(r"^batch=(\d+)$")
@@ -68,57 +76,44 @@ def complete_batches(root: Path) -> list[int]:
 
 def read_meta(folder: Path) -> Snapshot:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    if meta.get("format", 1) != FORMAT:
+        raise TickstreamError(
+            f"the job state in {folder.parent} was written by an earlier tickstream "
+            "(open windows kept as ticks, not as partial aggregates)",
+            "let that version drain its open windows, or start a new lake (another OUTPUT_PATH)",
+        )
     totals = Totals(**meta.pop("totals"))
-    return Snapshot(**meta, totals=totals)
+    windows = [Partial.from_json(p) for p in meta.pop("open_windows")]
+    return Snapshot(**meta, totals=totals, open_windows=windows)
 
 
 class StateStore:
-    def __init__(self, root: Path, spark: SparkSession) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.spark = spark
 
     def _dir(self, batch_id: int) -> Path:
         return self.root / f"batch={batch_id}"
 
-    def _complete_batches(self) -> list[int]:
-        return complete_batches(self.root)
-
-    def load_before(self, batch_id: int) -> tuple[Snapshot, DataFrame | None]:
-        """The latest complete snapshot of a batch before ``batch_id``, and its open ticks."""
-        earlier = [b for b in self._complete_batches() if b < batch_id]
-        if not earlier:
-            return Snapshot(), None
-        folder = self._dir(earlier[-1])
-        snapshot = read_meta(folder)
-        if snapshot.open_rows == 0:
-            return snapshot, None
-        return snapshot, self.spark.read.schema(TICK).parquet((folder / "open").as_posix())
+    def load_before(self, batch_id: int) -> Snapshot:
+        """The latest complete record of a batch before ``batch_id``."""
+        earlier = [b for b in complete_batches(self.root) if b < batch_id]
+        return read_meta(self._dir(earlier[-1])) if earlier else Snapshot()
 
     @staticmethod
     def read_latest(root: Path) -> Snapshot:
-        """The latest complete snapshot, read without Spark (for reconcile)."""
+        """The latest complete record, read without Spark (for reconcile)."""
         done = complete_batches(root)
         return read_meta(root / f"batch={done[-1]}") if done else Snapshot()
 
-    @staticmethod
-    def latest_open_dir(root: Path) -> Path | None:
-        """The open ticks of the latest complete snapshot, if it has any."""
-        done = complete_batches(root)
-        folder = root / f"batch={done[-1]}" / "open" if done else None
-        return folder if folder is not None and folder.is_dir() else None
-
-    def save(self, snapshot: Snapshot, open_ticks: DataFrame | None) -> None:
+    def save(self, snapshot: Snapshot) -> None:
         folder = self._dir(snapshot.batch_id)
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        if open_ticks is not None and snapshot.open_rows > 0:
-            open_ticks.write.mode("overwrite").parquet((folder / "open").as_posix())
+        folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / "meta.json.tmp"
-        tmp.write_text(json.dumps(asdict(snapshot), indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps(asdict(snapshot), separators=(",", ":")), encoding="utf-8")
         tmp.replace(folder / "meta.json")
 
     def prune(self, keep_from: int) -> None:
-        """Delete snapshots older than ``keep_from`` (they can no longer be needed)."""
+        """Delete records older than ``keep_from`` (they can no longer be needed)."""
         if not self.root.is_dir():
             return
         for child in self.root.iterdir():
@@ -127,4 +122,4 @@ class StateStore:
                 shutil.rmtree(child, ignore_errors=True)
 
     def latest(self) -> Snapshot:
-        return self.load_before(2**62)[0]
+        return self.load_before(2**62)

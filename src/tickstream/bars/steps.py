@@ -1,0 +1,191 @@
+"""The steps of one micro-batch, each a small function tested on its own.
+
+The batch arrives parsed and classified by the dedup index (:mod:`tickstream.bars.source`):
+
+1. :func:`with_outcome` — each message's outcome: ``reject``, ``heartbeat``, ``late`` (its window
+   was closed by the watermark in force), or the dedup index's ``accepted`` / ``duplicate`` /
+   ``conflict``;
+2. :func:`summarize` — one Spark job for every count the batch needs and the partial aggregates
+   of its accepted ticks per (symbol, window): a handful of rows to the driver;
+3. :func:`next_watermark` — the slowest partition's event time minus WATERMARK;
+4. the driver merges the partials into the open windows' state and closes the windows behind
+   the new watermark (:mod:`tickstream.bars.partials`);
+5. :func:`accepted_ticks`, :func:`late_ticks`, :func:`reject_rows` — the rows of the archive,
+   ``late/`` and ``rejects/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from tickstream.bars.partials import Partial
+from tickstream.bars.schema import TICK
+from tickstream.bars.state import NO_TIME
+
+OUTCOME = "outcome"
+TICK_OUTCOMES = ("accepted", "duplicate", "conflict", "late")
+
+
+def with_outcome(classified: DataFrame, watermark_ms: int) -> DataFrame:
+    """Each message's outcome. Late comes first: a tick of a closed window is late, whatever
+    the dedup index says of it (its bar is written; no copy of it can count any more)."""
+    kind = F.col("kind")
+    late = (kind == F.lit("tick")) & (F.col("window_end_ms") <= F.lit(watermark_ms))
+    outcome = (
+        F.when(kind == F.lit("reject"), F.lit("reject"))
+        .when(kind == F.lit("heartbeat"), F.lit("heartbeat"))
+        .when(late, F.lit("late"))
+        .otherwise(F.col("copy"))
+    )
+    return classified.withColumn(OUTCOME, outcome)
+
+
+@dataclass
+class BatchSummary:
+    """What the driver learns of a batch from one small aggregation."""
+
+    counts: dict[str, int] = field(default_factory=dict)  # by outcome
+    rejected: dict[str, int] = field(default_factory=dict)  # by reason, conflicts included
+    partition_max_ms: dict[str, int] = field(default_factory=dict)  # ticks and heartbeats
+    partials: list[Partial] = field(default_factory=list)
+
+    @property
+    def messages(self) -> int:
+        return sum(self.counts.values())
+
+    def count(self, outcome: str) -> int:
+        return self.counts.get(outcome, 0)
+
+    @property
+    def valid_ticks(self) -> int:
+        return sum(self.count(o) for o in TICK_OUTCOMES)
+
+
+def summarize(tagged: DataFrame) -> BatchSummary:
+    """Counts by outcome and reason, each partition's largest event time, and the partial
+    aggregate of the accepted ticks of each (symbol, window): one Spark job."""
+    accepted = F.col(OUTCOME) == F.lit("accepted")
+    timed = F.col(OUTCOME) != F.lit("reject")
+    order = F.struct("ts_epoch_ms", "seq", "event_id", "price")
+    rows = (
+        tagged.groupBy(
+            OUTCOME,
+            "reason",
+            "kafka_partition",
+            F.when(accepted, F.col("symbol")).alias("symbol"),
+            F.when(accepted, F.col("window_start_ms")).alias("window_start_ms"),
+        )
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.max(F.when(timed, F.col("ts_epoch_ms"))).alias("max_ts"),
+            F.min(order).alias("first"),
+            F.max(order).alias("last"),
+            F.max("price").alias("high"),
+            F.min("price").alias("low"),
+            F.sum("volume").alias("volume"),
+            F.sum(F.col("price") * F.col("volume")).alias("pv"),
+            F.sum("price").alias("price_sum"),
+        )
+        .collect()
+    )
+    summary = BatchSummary()
+    by_window: dict[tuple[str, int], Partial] = {}
+    for row in rows:
+        outcome = row[OUTCOME]
+        summary.counts[outcome] = summary.counts.get(outcome, 0) + row["n"]
+        if outcome in ("reject", "conflict"):
+            reason = row["reason"] or "event_id_conflict"
+            summary.rejected[reason] = summary.rejected.get(reason, 0) + row["n"]
+        if row["max_ts"] is not None:
+            key = str(row["kafka_partition"])
+            summary.partition_max_ms[key] = max(
+                summary.partition_max_ms.get(key, NO_TIME), row["max_ts"]
+            )
+        if outcome == "accepted":
+            part = _partial(row)
+            known = by_window.get(part.key)
+            by_window[part.key] = part if known is None else known.merge(part)
+    summary.partials = list(by_window.values())
+    return summary
+
+
+def _partial(row: Any) -> Partial:
+    """A summary row of accepted ticks (a pyspark Row) as a Partial."""
+    first, last = row["first"], row["last"]
+    return Partial(
+        symbol=row["symbol"],
+        window_start_ms=row["window_start_ms"],
+        first=(first["ts_epoch_ms"], first["seq"], first["event_id"]),
+        open=first["price"],
+        last=(last["ts_epoch_ms"], last["seq"], last["event_id"]),
+        close=last["price"],
+        high=row["high"],
+        low=row["low"],
+        volume=row["volume"],
+        pv=row["pv"],
+        count=row["n"],
+        price_sum=row["price_sum"],
+    )
+
+
+def next_watermark(current: int, partition_max: dict[str, int], delay_ms: int) -> int:
+    """The slowest partition's event time minus the delay; it never moves back.
+
+    Following the slowest partition (as Flink and Kafka Streams do) keeps the result
+    independent of how Spark splits partitions into micro-batches: a partition read ahead
+    of the others cannot make their ticks late. Heartbeats reach every partition, so a
+    partition without ticks still moves on.
+    """
+    if not partition_max:
+        return current
+    return max(current, min(partition_max.values()) - delay_ms)
+
+
+def _ticks(tagged: DataFrame, outcome: str, batch_id: int) -> DataFrame:
+    return (
+        tagged.filter(F.col(OUTCOME) == F.lit(outcome))
+        .withColumn("ts", F.timestamp_millis(F.col("ts_epoch_ms")))
+        .withColumn("batch_id", F.lit(batch_id).cast("long"))
+        .select(*TICK.fieldNames())
+    )
+
+
+def accepted_ticks(tagged: DataFrame, batch_id: int) -> DataFrame:
+    """The rows of the ``ticks/`` archive: each accepted tick once."""
+    return (
+        _ticks(tagged, "accepted", batch_id)
+        .withColumn("date", F.date_format("ts", "yyyy-MM-dd"))
+        .drop("window_start_ms")
+    )
+
+
+def late_ticks(tagged: DataFrame, watermark_ms: int, batch_id: int) -> DataFrame:
+    """The rows of ``late/``: the tick, the watermark that had closed its window, how late."""
+    return (
+        _ticks(tagged, "late", batch_id)
+        .withColumn("watermark", F.timestamp_millis(F.lit(watermark_ms)))
+        .withColumn("late_by_ms", F.lit(watermark_ms) - F.col("ts_epoch_ms"))
+        .withColumn("date", F.date_format("ts", "yyyy-MM-dd"))
+    )
+
+
+def reject_rows(tagged: DataFrame, topic: str, max_message_bytes: int, batch_id: int) -> DataFrame:
+    """The rows of ``rejects/``: bad messages and event_id conflicts, with where they came from."""
+    raw_text: Column = F.when(
+        F.length(F.col("raw")) <= F.lit(max_message_bytes), F.col("raw").cast("string")
+    )
+    return tagged.filter(F.col(OUTCOME).isin("reject", "conflict")).select(
+        F.coalesce(F.col("reason"), F.lit("event_id_conflict")).alias("reason"),
+        "raw",
+        raw_text.alias("raw_text"),
+        F.lit(topic).alias("topic"),
+        F.col("kafka_partition").alias("partition"),
+        F.col("kafka_offset").alias("offset"),
+        "kafka_timestamp",
+        F.lit(batch_id).cast("long").alias("batch_id"),
+        F.date_format("kafka_timestamp", "yyyy-MM-dd").alias("date"),
+    )

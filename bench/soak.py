@@ -7,8 +7,15 @@ this process's resident memory, and the consumer lag (topic end offsets minus th
 the job's last committed batch). After the warm-up (the first --warmup share of the run) it
 prints whether state and memory stay flat and whether the lag grows.
 
-    .venv/bin/python bench/soak.py                 # 5 minutes, 1-minute bars
-    .venv/bin/python bench/soak.py --short         # 75 s, 5-second bars (what CI runs)
+It also measures what a user waits for:
+- bar latency, for every bar after the warm-up: from the moment the watermark passes the end of
+  its window (wall clock = window end + WATERMARK: the simulated ticks carry the wall clock as
+  their event time) to the moment its file is published in the lake, p50 and p95;
+- the job's start-up (from starting the query to the end of its first micro-batch);
+- idle micro-batches: after the producer stops, heartbeats alone for a few seconds.
+
+    .venv/bin/python bench/soak.py                 # 5 minutes, 1-minute bars, 2-minute watermark
+    .venv/bin/python bench/soak.py --short         # 2 minutes, 5-second bars (what CI runs)
 
 Exit code 0 when the verdicts hold, 1 when one fails.
 """
@@ -27,7 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from tickstream.bars.job import BarsJob  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+
+from tickstream.bars.job import BarsJob, BatchReport  # noqa: E402
 from tickstream.config import load_settings  # noqa: E402
 from tickstream.kafka_admin import TopicSpec, ensure_topics  # noqa: E402
 from tickstream.kafka_local import LocalKafka, free_port  # noqa: E402
@@ -35,6 +44,8 @@ from tickstream.producer import TickProducer  # noqa: E402
 from tickstream.reconcile import committed_offsets, topic_offsets  # noqa: E402
 from tickstream.sources.simulate import SimulateSource  # noqa: E402
 from tickstream.spark import build_spark  # noqa: E402
+from tickstream.ticks.codec import encode_heartbeat  # noqa: E402
+from tickstream.ticks.schema import Heartbeat  # noqa: E402
 
 
 @dataclass
@@ -42,10 +53,25 @@ class Sample:
     t: float
     produced: int
     state_rows: int
+    store_rows: int  # the dedup index in Spark's state store
     heap_mb: float
     jvm_rss_mb: float
     py_rss_mb: float
     lag: int
+
+
+@dataclass
+class BatchTimes:
+    at: float  # monotonic time the batch ended
+    messages: int
+    seconds: float
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def rss_mb(pid: int) -> float:
@@ -64,8 +90,9 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=5)
     parser.add_argument("--warmup", type=float, default=0.4, help="share of the run to ignore")
     parser.add_argument("--window", default="1 minute")
-    parser.add_argument("--watermark", default="30 seconds")
-    parser.add_argument("--short", action="store_true", help="75 s with 5-second bars (for CI)")
+    parser.add_argument("--watermark", default="2 minutes")
+    parser.add_argument("--trigger", default="1 second")
+    parser.add_argument("--short", action="store_true", help="2 min with 5-second bars (for CI)")
     args = parser.parse_args()
     if args.short:
         args.seconds, args.window, args.watermark, args.every = 120, "5 seconds", "5 seconds", 3
@@ -89,12 +116,25 @@ def main() -> int:
             "tickstream_home": home,
             "tickstream_jars_dir": REPO / ".tickstream" / "jars",
             "msgs_per_sec": args.rate,
+            "processing_trigger": args.trigger,
         }
     )
     spark = build_spark(settings, app_name="tickstream-soak")
     jvm_pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())  # type: ignore[union-attr]
     runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()  # type: ignore[union-attr]
-    job = BarsJob(settings, spark)
+    batches: list[BatchTimes] = []
+    latencies: list[float] = []  # ms from the watermark passing a window's end to its bar
+    watermark_ms = settings.watermark_ms
+
+    def on_batch(report: BatchReport) -> None:
+        now = time.time() * 1000
+        batches.append(BatchTimes(time.monotonic(), report.messages, report.seconds))
+        for bar in report.bars:
+            window_end = bar["window_end"].timestamp() * 1000
+            latencies.append(now - (window_end + watermark_ms))
+
+    job = BarsJob(settings, spark, on_batch=on_batch)
+    query_started = time.monotonic()
     query = job.start()
 
     stop = threading.Event()
@@ -110,7 +150,7 @@ def main() -> int:
         f"soak: {args.rate:,.0f} ticks/s for {args.seconds:g}s, "
         f"bars of {args.window}, watermark {args.watermark}"
     )
-    header = ("t(s)", "produced", "state", "heap MB", "JVM RSS", "py RSS", "lag")
+    header = ("t(s)", "produced", "state", "store", "heap MB", "JVM RSS", "py RSS", "lag")
     print("".join(f"{h:>10}" for h in header))
     try:
         while time.monotonic() - started < args.seconds:
@@ -126,6 +166,10 @@ def main() -> int:
                 t=time.monotonic() - started,
                 produced=producer.stats.sent,
                 state_rows=report.open_rows if report else 0,
+                store_rows=sum(
+                    op.get("numRowsTotal", 0)
+                    for op in (query.lastProgress or {}).get("stateOperators", [])
+                ),
                 heap_mb=(runtime.totalMemory() - runtime.freeMemory()) / 2**20,
                 jvm_rss_mb=rss_mb(jvm_pid),
                 py_rss_mb=rss_mb(int(Path("/proc/self").resolve().name)),
@@ -133,9 +177,26 @@ def main() -> int:
             )
             samples.append(s)
             print(
-                f"{s.t:>10.0f}{s.produced:>10,}{s.state_rows:>10,}{s.heap_mb:>10.0f}"
+                f"{s.t:>10.0f}{s.produced:>10,}{s.state_rows:>10,}{s.store_rows:>10,}"
+                f"{s.heap_mb:>10.0f}"
                 f"{s.jvm_rss_mb:>10.0f}{s.py_rss_mb:>10.0f}{s.lag:>10,}"
             )
+        bars_until_warm = len(latencies) if samples else 0
+        warm_from = int(len(latencies) * args.warmup)
+        stop.set()
+        producing.join(60)
+        # Heartbeats alone: the idle micro-batches.
+        idle_from = len(batches)
+        beats = Producer({"bootstrap.servers": bootstrap})
+        idle_end = time.monotonic() + 8
+        while time.monotonic() < idle_end:
+            for p in range(3):
+                beats.produce(
+                    topic, encode_heartbeat(Heartbeat("soak", int(time.time() * 1000))), partition=p
+                )
+            beats.flush(10)
+            time.sleep(1)
+        time.sleep(3)
     finally:
         stop.set()
         producing.join(60)
@@ -173,10 +234,30 @@ def main() -> int:
         "JVM heap after GC stays flat (within 256 MB)": peak(late, "heap_mb")
         <= peak(early, "heap_mb") + 256,
     }
+    steady_latency = sorted(latencies[warm_from:bars_until_warm] or latencies)
+    idle = [b.seconds for b in batches[idle_from:] if b.messages <= 10]
+    start_up = batches[0].at - query_started if batches else float("nan")
+    p50, p95 = _percentile(steady_latency, 50), _percentile(steady_latency, 95)
+    verdicts[
+        "p95 bar latency within 5 s of the watermark passing the window's end "
+        "(WATERMARK + 5 s after the window's end)"
+    ] = p95 <= 5000
     print(f"produced {rate:,.0f} ticks/s on average over {samples[-1].t:.0f}s")
+    print(
+        f"bar latency after warm-up ({len(steady_latency):,} bars), from the watermark passing "
+        f"the window's end to the bar in the lake: p50 {p50 / 1000:.1f}s p95 {p95 / 1000:.1f}s "
+        f"(from the window's end: p50 {(p50 + watermark_ms) / 1000:.1f}s "
+        f"p95 {(p95 + watermark_ms) / 1000:.1f}s)"
+    )
+    print(
+        f"start-up to the end of the first micro-batch: {start_up:.1f}s; "
+        f"micro-batches {len(batches):,}, idle ones (heartbeats only) "
+        + (f"median {statistics.median(idle):.2f}s max {max(idle):.2f}s" if idle else "none seen")
+    )
     for name, field in (
         ("lag", "lag"),
         ("state rows", "state_rows"),
+        ("store rows", "store_rows"),
         ("heap MB", "heap_mb"),
         ("JVM RSS MB", "jvm_rss_mb"),
     ):

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from tickstream.bars import partials as P
 from tickstream.bars.lake import LakeWriter, local_path
 from tickstream.bars.parse import Rules
-from tickstream.bars.schema import BAR
+from tickstream.bars.schema import BAR_COLUMNS
 from tickstream.bars.source import read_events
 from tickstream.bars.state import NO_TIME, Snapshot, StateStore, Totals
 from tickstream.bars.steps import (
@@ -39,6 +39,7 @@ from tickstream.bars.steps import (
     with_outcome,
 )
 from tickstream.config import Settings
+from tickstream.errors import TickstreamError
 from tickstream.kafka_admin import spark_kafka_security, topic_partitions
 
 if TYPE_CHECKING:
@@ -156,9 +157,8 @@ class BarsJob:
             if summary.count("accepted"):
                 self.lake.write(accepted_ticks(tagged, batch_id), "ticks", batch_id)
             if bars:
-                frame = self.spark.createDataFrame(bars, BAR)
-                self.lake.write(frame, "bars", batch_id)
-                self.lake.write(frame, "bars_csv", batch_id, fmt="csv")
+                self.lake.write_rows(bars, BAR_COLUMNS, "bars", batch_id)
+                self.lake.write_rows(bars, BAR_COLUMNS, "bars_csv", batch_id)
         finally:
             tagged.unpersist()
 
@@ -227,6 +227,23 @@ class BarsJob:
 
     def latest_snapshot(self) -> Snapshot:
         return self.state.latest()
+
+
+def check_sources(checkpoint: Path, topic: str, partitions: int) -> None:
+    """A checkpoint must read as many partitions as the topic has (one Kafka source each)."""
+    offsets = checkpoint / "offsets"
+    logged = sorted(int(p.name) for p in offsets.glob("*") if p.name.isdigit())
+    if not logged:
+        return
+    lines = (offsets / str(logged[-1])).read_text(encoding="utf-8").splitlines()
+    sources = len(lines) - 2  # the log's version, the batch's metadata, then one line a source
+    if sources != partitions:
+        raise TickstreamError(
+            f"the checkpoint in {checkpoint} reads {sources} partition(s) of '{topic}', "
+            f"which now has {partitions}",
+            "the job reads a fixed set of partitions: start a new lake (another OUTPUT_PATH) "
+            "after changing the topic's partitions",
+        )
 
 
 def _add(totals: Totals, *, rejected: dict[str, int], **counts: int) -> Totals:

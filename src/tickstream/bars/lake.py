@@ -12,9 +12,15 @@ folder in local mode; a shared mount on a cluster).
 
 from __future__ import annotations
 
+import csv
 import shutil
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 
 EXTENSIONS = {"parquet": "parquet", "csv": "csv"}
@@ -59,3 +65,65 @@ class LakeWriter:
                 published.append(target)
         shutil.rmtree(stage, ignore_errors=True)
         return published
+
+    def write_rows(
+        self, rows: Sequence[dict[str, Any]], columns: Sequence[str], table: str, batch_id: int
+    ) -> list[Path]:
+        """Publish a few rows computed on the driver (the bars of a batch) without a Spark job:
+        the same files, names and atomic renames as :meth:`write`, Parquet and CSV alike.
+
+        Timestamps go to Parquet as INT96, as Spark writes them, so that every file of a table
+        has the same types whoever wrote it.
+        """
+        published = []
+        by_date: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_date.setdefault(row["date"], []).append(row)
+        stage = self.staging / table / f"batch={batch_id}"
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+        fields = [c for c in columns if c != "date"]
+        for date, group in sorted(by_date.items()):
+            ext = "csv" if table.endswith("_csv") else "parquet"
+            staged = stage / f"date={date}.{ext}"
+            if ext == "csv":
+                _write_csv(staged, fields, group)
+            else:
+                arrow = pa.Table.from_pylist(
+                    [{c: r[c] for c in fields} for r in group], schema=_arrow_schema(fields)
+                )
+                pq.write_table(arrow, staged, use_deprecated_int96_timestamps=True)
+            target = self.root / table / f"date={date}" / f"part-{batch_id:012d}.{ext}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged.replace(target)
+            published.append(target)
+        shutil.rmtree(stage, ignore_errors=True)
+        return published
+
+
+_ARROW_TYPES = {
+    "symbol": pa.string(),
+    "window_start": pa.timestamp("us", tz="UTC"),
+    "window_end": pa.timestamp("us", tz="UTC"),
+    "trade_count": pa.int64(),
+}
+
+
+def _arrow_schema(fields: Sequence[str]) -> pa.Schema:
+    """The bar table's Parquet schema: its columns as Spark types them (doubles elsewhere)."""
+    return pa.schema([pa.field(c, _ARROW_TYPES.get(c, pa.float64())) for c in fields])
+
+
+def _write_csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """CSV with a header, as Spark writes it: ISO-8601 UTC times in milliseconds, empty for null."""
+
+    def text(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        return "" if value is None else value
+
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(fields)
+        for row in rows:
+            writer.writerow([text(row[c]) for c in fields])

@@ -39,6 +39,8 @@ CARRIED = (
     "kafka_timestamp",
 )
 CONTENT = ("symbol", "ts_epoch_ms", "price", "volume", "seq", "source")
+# The dedup index's keys: event_ids hashed into this many buckets (fixed by the checkpoint).
+BUCKETS = 4096
 
 
 def kafka_options(settings: Settings, partition: int, partitions: int) -> dict[str, str]:
@@ -61,12 +63,21 @@ def keyed(events: DataFrame, window_ms: int) -> DataFrame:
     """Parsed events with what the dedup index needs: its key, the content hash, the window."""
     tick = F.col("kind") == F.lit("tick")
     start = window_start_ms(F.col("ts_epoch_ms"), window_ms)
+    import os
+
+    carried = [F.col(c) for c in CARRIED]
+    if os.environ.get("TS_NO_RAW"):
+        carried = [
+            F.when(~tick, F.col("raw")).alias("raw") if c == "raw" else F.col(c) for c in CARRIED
+        ]
     return events.select(
-        *CARRIED,
+        *carried,
         F.when(tick, start).alias("window_start_ms"),
         F.when(tick, start + F.lit(window_ms)).otherwise(F.lit(0)).alias("window_end_ms"),
         F.when(tick, F.xxhash64(*CONTENT)).otherwise(F.lit(0)).alias("content"),
-        F.when(tick, F.col("event_id")).otherwise(F.lit("")).alias("dedup_key"),
+        F.when(tick, F.pmod(F.xxhash64("event_id"), F.lit(BUCKETS)).cast("int"))
+        .otherwise(F.lit(-1))
+        .alias("dedup_bucket"),
     )
 
 
@@ -87,6 +98,10 @@ def watermarked(events: DataFrame, delay: str) -> DataFrame:
 
 def classify(spark: SparkSession, events: DataFrame) -> DataFrame:
     """Every event with its ``copy`` class from the JVM dedup index (see EventIdIndex)."""
+    import os
+
+    if os.environ.get("TS_NO_TWS"):
+        return events.withColumn("copy", F.lit("accepted"))
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     classified = jvm.io.tickstream.engine.EventIdIndex.classify(events._jdf)

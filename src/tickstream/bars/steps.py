@@ -25,6 +25,17 @@ from pyspark.sql import functions as F
 from tickstream.bars.partials import Partial
 from tickstream.bars.schema import TICK
 from tickstream.bars.state import NO_TIME
+from tickstream.bars.watermark import next_watermark
+
+__all__ = [
+    "BatchSummary",
+    "accepted_ticks",
+    "late_ticks",
+    "next_watermark",
+    "reject_rows",
+    "summarize",
+    "with_outcome",
+]
 
 OUTCOME = "outcome"
 TICK_OUTCOMES = ("accepted", "duplicate", "conflict", "late")
@@ -41,7 +52,24 @@ def with_outcome(classified: DataFrame, watermark_ms: int) -> DataFrame:
         .when(late, F.lit("late"))
         .otherwise(F.col("copy"))
     )
-    return classified.withColumn(OUTCOME, outcome)
+    # Only the columns later steps read, and the raw bytes only where a reject keeps them: the
+    # batch is cached, and caching every tick's payload costs more than the rest together.
+    return classified.withColumn(OUTCOME, outcome).select(
+        OUTCOME,
+        "reason",
+        "symbol",
+        "ts_epoch_ms",
+        "price",
+        "volume",
+        "seq",
+        "event_id",
+        "source",
+        F.when(F.col(OUTCOME).isin("reject", "conflict"), F.col("raw")).alias("raw"),
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        "window_start_ms",
+    )
 
 
 @dataclass
@@ -130,19 +158,6 @@ def _partial(row: Any) -> Partial:
         count=row["n"],
         price_sum=row["price_sum"],
     )
-
-
-def next_watermark(current: int, partition_max: dict[str, int], delay_ms: int) -> int:
-    """The slowest partition's event time minus the delay; it never moves back.
-
-    Following the slowest partition (as Flink and Kafka Streams do) keeps the result
-    independent of how Spark splits partitions into micro-batches: a partition read ahead
-    of the others cannot make their ticks late. Heartbeats reach every partition, so a
-    partition without ticks still moves on.
-    """
-    if not partition_max:
-        return current
-    return max(current, min(partition_max.values()) - delay_ms)
 
 
 def _ticks(tagged: DataFrame, outcome: str, batch_id: int) -> DataFrame:

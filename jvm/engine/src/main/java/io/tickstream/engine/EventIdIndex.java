@@ -1,8 +1,13 @@
 package io.tickstream.engine;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 import org.apache.spark.api.java.function.MapFunction;
 import org.apache.spark.sql.Dataset;
@@ -10,15 +15,16 @@ import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.streaming.ExpiredTimerInfo;
+import org.apache.spark.sql.streaming.MapState;
 import org.apache.spark.sql.streaming.OutputMode;
 import org.apache.spark.sql.streaming.StatefulProcessor;
 import org.apache.spark.sql.streaming.TTLConfig;
 import org.apache.spark.sql.streaming.TimeMode;
 import org.apache.spark.sql.streaming.TimerValues;
-import org.apache.spark.sql.streaming.ValueState;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 
+import scala.Tuple2;
 import scala.jdk.javaapi.CollectionConverters;
 
 /**
@@ -26,32 +32,37 @@ import scala.jdk.javaapi.CollectionConverters;
  * state store (RocksDB, changelog checkpoints), so that the work per micro-batch grows with the
  * batch and not with the ticks of the open windows.
  *
- * <p>Rows are grouped by the {@code dedup_key} column: a tick's event_id, or the empty string for
- * every other message (rejects and heartbeats), which passes through untouched. Each output row is
- * the input row plus {@code copy}: {@code accepted} for the first copy of an event_id (the one
- * already in the index, or the first by Kafka partition then offset), {@code duplicate} for
- * another copy with the same {@code content} hash, {@code conflict} for another copy with other
- * content, and null for the rows that pass through.
+ * <p>Rows are grouped by the {@code dedup_bucket} column: a hash of a tick's event_id into a fixed
+ * number of buckets, or -1 for every other message (rejects and heartbeats), which passes through
+ * untouched. A bucket's state is a map event_id to (content hash, end of the tick's window). Each
+ * output row is the input row plus {@code copy}: {@code accepted} for the first copy of an
+ * event_id (the one already in the index, or the first by Kafka partition then offset),
+ * {@code duplicate} for another copy with the same {@code content} hash, {@code conflict} for
+ * another copy with other content, and null for the rows that pass through.
  *
- * <p>An entry lives until Spark's event-time watermark passes the end of its tick's window (an
- * event-time timer at {@code window_end_ms}). The job keeps Spark's watermark at or behind its own
- * (one watermark per Kafka partition, the minimum of them), so an entry is never dropped while a
- * copy of its tick could still count: by then the window is closed and a copy is late.
+ * <p>Buckets, not event_ids, are the keys: Spark's per-key machinery (a call, a timer) then runs
+ * a few thousand times a batch instead of once a tick, and a tick costs one lookup and one write.
+ * An entry lives until Spark's event-time watermark passes the end of its tick's window (an
+ * event-time timer per bucket and window end). The job keeps Spark's watermark at or behind its
+ * own (one watermark per Kafka partition, the minimum of them), so an entry is never dropped while
+ * a copy of its tick could still count: by then the window is closed and a copy is late.
  */
-public final class EventIdIndex extends StatefulProcessor<String, Row, Row> {
-  private static final long serialVersionUID = 1L;
+public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
+  private static final long serialVersionUID = 2L;
 
-  public static final String KEY = "dedup_key";
+  public static final String KEY = "dedup_bucket";
   public static final String COPY = "copy";
 
+  private final int eventIdIndex;
   private final int contentIndex;
   private final int windowEndIndex;
   private final int partitionIndex;
   private final int offsetIndex;
   private final int width;
-  private transient ValueState<Long> first;
+  private transient MapState<String, Tuple2<Long, Long>> seen;
 
   private EventIdIndex(StructType schema) {
+    this.eventIdIndex = schema.fieldIndex("event_id");
     this.contentIndex = schema.fieldIndex("content");
     this.windowEndIndex = schema.fieldIndex("window_end_ms");
     this.partitionIndex = schema.fieldIndex("kafka_partition");
@@ -65,7 +76,7 @@ public final class EventIdIndex extends StatefulProcessor<String, Row, Row> {
     StructType output = schema.add(COPY, DataTypes.StringType, true);
     int keyIndex = schema.fieldIndex(KEY);
     return input
-        .groupByKey((MapFunction<Row, String>) row -> row.getString(keyIndex), Encoders.STRING())
+        .groupByKey((MapFunction<Row, Integer>) row -> row.getInt(keyIndex), Encoders.INT())
         .transformWithState(
             new EventIdIndex(schema),
             TimeMode.EventTime(),
@@ -75,48 +86,78 @@ public final class EventIdIndex extends StatefulProcessor<String, Row, Row> {
 
   @Override
   public void init(OutputMode outputMode, TimeMode timeMode) {
-    first = getHandle().getValueState("content", Encoders.LONG(), TTLConfig.NONE());
+    seen =
+        getHandle()
+            .getMapState(
+                "seen",
+                Encoders.STRING(),
+                Encoders.tuple(Encoders.LONG(), Encoders.LONG()),
+                TTLConfig.NONE());
   }
 
   @Override
   public scala.collection.Iterator<Row> handleInputRows(
-      String key, scala.collection.Iterator<Row> rows, TimerValues timerValues) {
+      Integer bucket, scala.collection.Iterator<Row> rows, TimerValues timerValues) {
     List<Row> copies = new ArrayList<>();
     rows.foreach(copies::add);
     List<Row> out = new ArrayList<>(copies.size());
-    if (key.isEmpty()) {
+    if (bucket < 0) {
       for (Row row : copies) {
         out.add(withCopy(row, null));
       }
       return CollectionConverters.asScala(out.iterator());
     }
-    if (copies.size() > 1) {
-      copies.sort(
-          Comparator.comparingInt((Row r) -> r.getInt(partitionIndex))
-              .thenComparingLong(r -> r.getLong(offsetIndex)));
-    }
-    Long known = first.exists() ? first.get() : null;
+    copies.sort(
+        Comparator.comparingInt((Row r) -> r.getInt(partitionIndex))
+            .thenComparingLong(r -> r.getLong(offsetIndex)));
+    Map<String, Long> firstInBatch = new HashMap<>();
+    Set<Long> windowEnds = new HashSet<>();
     for (Row row : copies) {
+      String eventId = row.getString(eventIdIndex);
       long content = row.getLong(contentIndex);
+      Long known = firstInBatch.get(eventId);
+      if (known == null) {
+        Tuple2<Long, Long> stored = seen.getValue(eventId);
+        if (stored != null) {
+          known = stored._1();
+          firstInBatch.put(eventId, known);
+        }
+      }
       String copy;
       if (known == null) {
-        known = content;
-        first.update(content);
-        getHandle().registerTimer(row.getLong(windowEndIndex));
+        long windowEnd = row.getLong(windowEndIndex);
+        seen.updateValue(eventId, new Tuple2<>(content, windowEnd));
+        firstInBatch.put(eventId, content);
+        windowEnds.add(windowEnd);
         copy = "accepted";
       } else {
         copy = known == content ? "duplicate" : "conflict";
       }
       out.add(withCopy(row, copy));
     }
+    for (long windowEnd : windowEnds) {
+      getHandle().registerTimer(windowEnd);
+    }
     return CollectionConverters.asScala(out.iterator());
   }
 
   @Override
   public scala.collection.Iterator<Row> handleExpiredTimer(
-      String key, TimerValues timerValues, ExpiredTimerInfo expiredTimerInfo) {
-    first.clear();
-    return CollectionConverters.asScala(java.util.Collections.<Row>emptyIterator());
+      Integer bucket, TimerValues timerValues, ExpiredTimerInfo expiredTimerInfo) {
+    long until = expiredTimerInfo.getExpiryTimeInMs();
+    List<String> expired = new ArrayList<>();
+    seen.iterator()
+        .foreach(
+            entry -> {
+              if (entry._2()._2() <= until) {
+                expired.add(entry._1());
+              }
+              return null;
+            });
+    for (String eventId : expired) {
+      seen.removeKey(eventId);
+    }
+    return CollectionConverters.asScala(Collections.<Row>emptyIterator());
   }
 
   private Row withCopy(Row row, String copy) {

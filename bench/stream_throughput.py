@@ -1,0 +1,364 @@
+"""Benchmark: drain the same ticks from Kafka with tickstream's job and with the original design.
+
+Puts each input into a topic of its own on a local broker (3 partitions), then drains it, side
+by side in one run and one Spark session (local[2], JVM warmed up first on the 120,000 ES ticks
+of the test data; the JVM's start-up is timed separately):
+
+- ``read only`` and ``read + parse``: what Spark's Kafka source costs alone, and with tickstream's
+  parsing and validation (noop sink): the ceiling for everything after it;
+- ``tickstream``: the bars job with every output (bars, CSV bars, tick archive, rejects, late),
+  ``--once`` (availableNow), micro-batches of ``--batch`` messages;
+- ``builtin`` (``--designs ...,builtin``): the design spike of Spark's built-in stateful
+  operators (see ``drain_builtin`` and docs/engine.md);
+- ``original``: the design tickstream started from, written here as the baseline: six queries on
+  one topic (bars to Parquet, bars to CSV, ticks to Parquet, ticks to CSV, raw JSON to Parquet and
+  to text), each with ``from_json``, the bars with dedup on (symbol, ts_epoch_ms) and
+  ``first``/``last`` in a windowed aggregation, file sinks; all six run at once.
+
+Inputs: the 500,000 real ES ticks (``../shared/data``, or the 120,000 of the test data), and a
+simulated market of ``--sim-ticks`` ticks over ``--symbols`` symbols (one tick per millisecond of
+event time). Prints ticks/s for each and the ratio tickstream / original.
+
+    .venv/bin/python bench/stream_throughput.py                     # ES + 2,000,000 simulated
+    .venv/bin/python bench/stream_throughput.py --sim-ticks 500000  # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from tickstream.bars.job import BarsJob
+from tickstream.bars.parse import Rules, parse_events
+from tickstream.config import Settings, load_settings
+from tickstream.kafka_admin import TopicSpec, ensure_topics
+from tickstream.kafka_local import LocalKafka, free_port
+from tickstream.producer import TickProducer
+from tickstream.sources.base import Source
+from tickstream.sources.replay import ReplaySource
+from tickstream.sources.simulate import SimulateSource
+from tickstream.spark import build_spark
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "es_futures_ticks_2013-09.csv.gz"
+TEST_DATA = REPO / "tests" / "data" / "es_ticks_2013-09_120k.csv.gz"
+SIM_START_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
+
+
+def produce(settings: Settings, topic: str, source: Source) -> int:
+    ensure_topics(settings.kafka_bootstrap_servers, [TopicSpec(topic, 3)])
+    producer = TickProducer(
+        settings.model_copy(update={"kafka_topic": topic}),
+        stop=threading.Event(),
+        notify=lambda m: None,
+    )
+    producer.connect(30)
+    stats = producer.run(source)
+    if not stats.ok:
+        raise SystemExit(f"producing {topic} failed: {stats.summary()}")
+    return stats.acknowledged
+
+
+def es(path: Path) -> ReplaySource:
+    return ReplaySource(path, symbol="ES", tz="America/Chicago", speed=None)
+
+
+# --- the designs --------------------------------------------------------------------------------
+
+
+def drain_tickstream(spark: SparkSession, settings: Settings) -> None:
+    job = BarsJob(settings, spark)
+    query = job.start(once=True)
+    query.awaitTermination()
+    if query.exception() is not None:
+        raise SystemExit(f"tickstream failed: {query.exception()}")
+
+
+def _kafka(spark: SparkSession, settings: Settings) -> DataFrame:
+    options = {
+        "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
+        "subscribe": settings.kafka_topic,
+        "startingOffsets": "earliest",
+    }
+    if settings.max_offsets_per_trigger:
+        options["maxOffsetsPerTrigger"] = str(settings.max_offsets_per_trigger)
+    return spark.readStream.format("kafka").options(**options).load()
+
+
+def _run_all(queries: list[tuple[DataFrame, str, dict[str, str]]], out: Path) -> None:
+    started = []
+    for i, (frame, fmt, options) in enumerate(queries):
+        writer = (
+            frame.writeStream.format(fmt)
+            .options(**options)
+            .option("checkpointLocation", str(out / f"_chk{i}"))
+            .trigger(availableNow=True)
+        )
+        if fmt != "noop":
+            writer = writer.option("path", str(out / f"sink{i}"))
+        started.append(writer.start())
+    for query in started:
+        query.awaitTermination()
+        if query.exception() is not None:
+            raise SystemExit(f"query failed: {query.exception()}")
+
+
+def drain_read_only(spark: SparkSession, settings: Settings, out: Path) -> None:
+    _run_all([(_kafka(spark, settings).select("value"), "noop", {})], out)
+
+
+def drain_read_parse(spark: SparkSession, settings: Settings, out: Path) -> None:
+    rules = Rules(settings.tick_min_ms, settings.tick_max_ahead_ms, settings.max_message_bytes)
+    parsed = parse_events(_kafka(spark, settings), rules).drop("raw", "raw_text")
+    _run_all([(parsed, "noop", {})], out)
+
+
+ORIGINAL_JSON = T.StructType(
+    [
+        T.StructField("symbol", T.StringType()),
+        T.StructField("ts_epoch_ms", T.LongType()),
+        T.StructField("price", T.DoubleType()),
+        T.StructField("volume", T.DoubleType()),
+    ]
+)
+
+
+def drain_original(spark: SparkSession, settings: Settings, out: Path) -> None:
+    """The design tickstream started from: six queries, each reading the whole topic."""
+
+    def ticks() -> DataFrame:
+        j = F.from_json(F.col("value").cast("string"), ORIGINAL_JSON)
+        return (
+            _kafka(spark, settings)
+            .select(j.alias("j"))
+            .select("j.*")
+            .where(F.col("symbol").isNotNull())
+            .withColumn("ts", F.timestamp_millis("ts_epoch_ms"))
+        )
+
+    def bars() -> DataFrame:
+        return (
+            ticks()
+            .dropDuplicates(["symbol", "ts_epoch_ms"])
+            .withWatermark("ts", settings.watermark)
+            .groupBy(F.window("ts", settings.window_duration), "symbol")
+            .agg(
+                F.first("price").alias("open"),
+                F.max("price").alias("high"),
+                F.min("price").alias("low"),
+                F.last("price").alias("close"),
+                F.sum("volume").alias("volume"),
+                (F.sum(F.col("price") * F.col("volume")) / F.sum("volume")).alias("vwap"),
+                F.count(F.lit(1)).alias("trade_count"),
+                F.avg("price").alias("price_avg"),
+            )
+            .select(
+                "symbol",
+                "window.start",
+                "window.end",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "vwap",
+                "trade_count",
+                "price_avg",
+            )
+        )
+
+    def raw() -> DataFrame:
+        return _kafka(spark, settings).select(F.col("value").cast("string").alias("value"))
+
+    csv = {"header": "true"}
+    _run_all(
+        [
+            (bars(), "parquet", {}),
+            (bars(), "csv", csv),
+            (ticks(), "parquet", {}),
+            (ticks(), "csv", csv),
+            (raw(), "parquet", {}),
+            (raw(), "text", {}),
+        ],
+        out,
+    )
+
+
+def drain_builtin(spark: SparkSession, settings: Settings, out: Path) -> None:
+    """Design spike (a): Spark's built-in stateful operators, as far as they go.
+
+    Bars: tickstream's parsing, then ``dropDuplicatesWithinWatermark("event_id")`` and a windowed
+    aggregation with ``min_by``/``max_by`` over (ts, seq, event_id), RocksDB state. The tick archive
+    and the rejects need a second query (an aggregation's sink gets only its bars), so the topic
+    is read twice. What it cannot do at all: record late ticks (Spark drops them before the
+    operators), detect event_id conflicts, or follow the slowest partition's clock.
+    """
+    rules = Rules(settings.tick_min_ms, settings.tick_max_ahead_ms, settings.max_message_bytes)
+
+    def parsed() -> DataFrame:
+        return parse_events(_kafka(spark, settings), rules)
+
+    ticks = (
+        parsed()
+        .where(F.col("kind") == "tick")
+        .withColumn("ts", F.timestamp_millis("ts_epoch_ms"))
+        .withWatermark("ts", settings.watermark)
+    )
+    order = F.struct("ts_epoch_ms", "seq", "event_id")
+    bars = (
+        ticks.dropDuplicatesWithinWatermark(["event_id"])
+        .groupBy(F.window("ts", settings.window_duration), "symbol")
+        .agg(
+            F.min_by("price", order).alias("open"),
+            F.max("price").alias("high"),
+            F.min("price").alias("low"),
+            F.max_by("price", order).alias("close"),
+            F.sum("volume").alias("volume"),
+            F.sum(F.col("price") * F.col("volume")).alias("pv"),
+            F.count(F.lit(1)).alias("trade_count"),
+            F.sum("price").alias("price_sum"),
+        )
+    )
+
+    def write_bars(frame: DataFrame, batch_id: int) -> None:
+        frame.persist()
+        frame.write.mode("append").parquet(str(out / "bars"))
+        frame.write.mode("append").csv(str(out / "bars_csv"))
+        frame.unpersist()
+
+    def write_archive(frame: DataFrame, batch_id: int) -> None:
+        frame.persist()
+        frame.where(F.col("kind") == "tick").drop("raw", "raw_text").write.mode("append").parquet(
+            str(out / "ticks")
+        )
+        frame.where(F.col("kind") == "reject").write.mode("append").parquet(str(out / "rejects"))
+        frame.unpersist()
+
+    queries = [
+        bars.writeStream.foreachBatch(write_bars)
+        .option("checkpointLocation", str(out / "_chk_bars"))
+        .trigger(availableNow=True)
+        .start(),
+        parsed()
+        .writeStream.foreachBatch(write_archive)
+        .option("checkpointLocation", str(out / "_chk_archive"))
+        .trigger(availableNow=True)
+        .start(),
+    ]
+    for query in queries:
+        query.awaitTermination()
+        if query.exception() is not None:
+            raise SystemExit(f"query failed: {query.exception()}")
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def timed(run: Callable[[], None]) -> float:
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--es", type=Path, default=SHARED if SHARED.is_file() else TEST_DATA)
+    parser.add_argument("--sim-ticks", type=int, default=2_000_000)
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=250_000, help="messages per micro-batch")
+    parser.add_argument(
+        "--designs", default="read,parse,tickstream,original", help="comma-separated subset"
+    )
+    args = parser.parse_args()
+    designs = args.designs.split(",")
+
+    home = Path(tempfile.mkdtemp(prefix="tickstream-bench-"))
+    broker = LocalKafka(
+        home / "broker", port=free_port(), jars_dir=REPO / ".tickstream" / "jars", heap="1g"
+    )
+    bootstrap = broker.start().bootstrap
+    base = load_settings(
+        {
+            "kafka_bootstrap_servers": bootstrap,
+            "console_bars": False,
+            "spark_master": "local[2]",
+            "tickstream_home": home,
+            "tickstream_jars_dir": REPO / ".tickstream" / "jars",
+            "max_offsets_per_trigger": args.batch,
+            "heartbeat_interval_sec": 1.0,
+        }
+    )
+    try:
+        symbols = [f"S{i:03d}" for i in range(args.symbols)]
+        inputs = {
+            "warm-up": produce(base, "warmup", es(TEST_DATA)),
+            f"ES real ({args.es.name})": produce(base, "es", es(args.es)),
+            f"simulated, {args.symbols} symbols": produce(
+                base,
+                "sim",
+                SimulateSource(symbols, 0, seed=7, count=args.sim_ticks, start_ms=SIM_START_MS),
+            ),
+        }
+        topics = dict(zip(inputs, ("warmup", "es", "sim"), strict=True))
+        t0 = time.perf_counter()
+        spark = build_spark(base, app_name="tickstream-bench")
+        spark.range(1).count()
+        jvm_start = time.perf_counter() - t0
+        print(f"broker {bootstrap}; Spark local[2] started in {jvm_start:.1f}s (not counted below)")
+        print(f"micro-batches of up to {args.batch:,} messages; bars of 1 minute, watermark 2 min")
+
+        def run(design: str, name: str) -> float:
+            out = home / f"{design}-{topics[name]}-{time.monotonic_ns()}"
+            settings = base.model_copy(
+                update={"kafka_topic": topics[name], "output_path": out / "lake"}
+            )
+            runners: dict[str, Callable[[], None]] = {
+                "read": lambda: drain_read_only(spark, settings, out),
+                "parse": lambda: drain_read_parse(spark, settings, out),
+                "tickstream": lambda: drain_tickstream(spark, settings),
+                "original": lambda: drain_original(spark, settings, out),
+                "builtin": lambda: drain_builtin(spark, settings, out),
+            }
+            seconds = timed(runners[design])
+            shutil.rmtree(out, ignore_errors=True)
+            return seconds
+
+        for design in designs:  # warm the JIT on every code path first
+            run(design, "warm-up")
+        labels = {
+            "read": "read only (noop)",
+            "parse": "read + parse (noop)",
+            "tickstream": "tickstream, all outputs",
+            "original": "original design (6 queries)",
+            "builtin": "spike (a): built-in operators",
+        }
+        for name, count in list(inputs.items())[1:]:
+            print(f"\n{name}: {count:,} messages")
+            rates: dict[str, float] = {}
+            for design in designs:
+                seconds = run(design, name)
+                rates[design] = count / seconds
+                print(f"  {labels[design]:<30} {seconds:>7.1f}s  {rates[design]:>10,.0f} ticks/s")
+            if "tickstream" in rates and "original" in rates:
+                ratio = rates["tickstream"] / rates["original"]
+                print(f"  {'tickstream / original':<30} {ratio:>18.2f}x")
+        spark.stop()
+    finally:
+        broker.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

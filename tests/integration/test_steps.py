@@ -1,0 +1,149 @@
+"""The steps of one micro-batch, each on a small hand-made DataFrame (real Spark, no Kafka)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from tickstream.bars.partials import Partial
+from tickstream.bars.steps import (
+    OUTCOME,
+    accepted_ticks,
+    late_ticks,
+    reject_rows,
+    summarize,
+    with_outcome,
+)
+
+WINDOW = 60_000
+# What the dedup index hands each batch (see tickstream.bars.source.keyed and EventIdIndex).
+CLASSIFIED = T.StructType(
+    [
+        T.StructField("kind", T.StringType()),
+        T.StructField("reason", T.StringType()),
+        T.StructField("symbol", T.StringType()),
+        T.StructField("ts_epoch_ms", T.LongType()),
+        T.StructField("price", T.DoubleType()),
+        T.StructField("volume", T.DoubleType()),
+        T.StructField("seq", T.LongType()),
+        T.StructField("event_id", T.StringType()),
+        T.StructField("source", T.StringType()),
+        T.StructField("raw", T.BinaryType()),
+        T.StructField("kafka_partition", T.IntegerType()),
+        T.StructField("kafka_offset", T.LongType()),
+        T.StructField("kafka_timestamp", T.TimestampType()),
+        T.StructField("window_start_ms", T.LongType()),
+        T.StructField("window_end_ms", T.LongType()),
+        T.StructField("content", T.LongType()),
+        T.StructField("dedup_bucket", T.IntegerType()),
+        T.StructField("copy", T.StringType()),
+    ]
+)
+KAFKA_TIME = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
+
+
+def tick(
+    ts: int, price: float, event_id: str, copy: str, *, partition: int = 0, seq: int = 1
+) -> tuple[Any, ...]:
+    start = ts - ts % WINDOW
+    raw = f'{{"event_id":"{event_id}"}}'.encode()
+    return (
+        "tick", None, "ES", ts, price, 2.0, seq, event_id, "replay", raw, partition, ts, KAFKA_TIME,
+        start, start + WINDOW, 7, 1, copy,
+    )  # fmt: skip
+
+
+def other(
+    kind: str, reason: str | None, ts: int | None, partition: int, raw: bytes
+) -> tuple[Any, ...]:
+    return (
+        kind, reason, None, ts, None, None, None, None, None, raw, partition, 99, KAFKA_TIME,
+        None, 0, 0, -1, None,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def batch(spark: SparkSession) -> DataFrame:
+    rows = [
+        tick(60_100, 10.0, "a", "accepted"),
+        tick(60_050, 11.0, "b", "accepted", partition=1),
+        tick(60_100, 10.0, "a", "duplicate", partition=2),
+        tick(60_200, 99.0, "b", "conflict"),
+        tick(120_500, 12.0, "c", "accepted", partition=1),
+        tick(1_000, 9.0, "old", "accepted"),  # its window ended at 60,000: late
+        other("heartbeat", None, 200_000, 2, b"{}"),
+        other("reject", "malformed_json", None, 0, b"{oops"),
+    ]
+    return spark.createDataFrame(rows, CLASSIFIED)
+
+
+def test_late_comes_before_what_the_dedup_index_says(batch: DataFrame) -> None:
+    outcomes = {
+        (r["event_id"], r["kafka_partition"]): r[OUTCOME]
+        for r in with_outcome(batch, watermark_ms=60_000).collect()
+    }
+    assert outcomes[("old", 0)] == "late"
+    assert outcomes[("a", 0)] == "accepted"
+    assert outcomes[("a", 2)] == "duplicate"
+    assert outcomes[("b", 0)] == "conflict"
+    assert outcomes[(None, 2)] == "heartbeat"
+    assert outcomes[(None, 0)] == "reject"
+
+
+def test_one_summary_holds_every_count_and_the_partials(batch: DataFrame) -> None:
+    summary = summarize(with_outcome(batch, watermark_ms=60_000))
+    assert summary.counts == {
+        "accepted": 3,
+        "duplicate": 1,
+        "conflict": 1,
+        "late": 1,
+        "heartbeat": 1,
+        "reject": 1,
+    }
+    assert summary.messages == 8
+    assert summary.valid_ticks == 6
+    assert summary.rejected == {"malformed_json": 1, "event_id_conflict": 1}
+    # Every valid tick and heartbeat moves its partition's clock; rejects do not.
+    assert summary.partition_max_ms == {"0": 60_200, "1": 120_500, "2": 200_000}
+    by_window = {p.key: p for p in summary.partials}
+    assert by_window[("ES", 60_000)] == Partial(
+        symbol="ES",
+        window_start_ms=60_000,
+        first=(60_050, 1, "b"),
+        open=11.0,
+        last=(60_100, 1, "a"),
+        close=10.0,
+        high=11.0,
+        low=10.0,
+        volume=4.0,
+        pv=42.0,
+        count=2,
+        price_sum=21.0,
+    )
+    assert by_window[("ES", 120_000)].count == 1
+
+
+def test_the_rows_of_each_table(batch: DataFrame) -> None:
+    tagged = with_outcome(batch, watermark_ms=60_000)
+    archive = accepted_ticks(tagged, batch_id=5).collect()
+    assert sorted(r["event_id"] for r in archive) == ["a", "b", "c"]
+    assert {r["batch_id"] for r in archive} == {5}
+    assert "window_start_ms" not in accepted_ticks(tagged, 5).columns
+
+    late = late_ticks(tagged, 60_000, batch_id=5).collect()
+    assert [(r["event_id"], r["late_by_ms"], r["date"]) for r in late] == [
+        ("old", 59_000, "1970-01-01")
+    ]
+
+    rejects = {r["reason"]: r for r in reject_rows(tagged, "events", 1000, batch_id=5).collect()}
+    assert set(rejects) == {"malformed_json", "event_id_conflict"}
+    assert rejects["malformed_json"]["raw_text"] == "{oops"
+    assert rejects["event_id_conflict"]["raw"] == b'{"event_id":"b"}'
+    assert rejects["event_id_conflict"]["topic"] == "events"
+    assert rejects["event_id_conflict"]["date"] == "2026-11-28"
+    too_big = reject_rows(tagged, "events", 3, batch_id=5).collect()
+    assert all(r["raw_text"] is None for r in too_big)  # oversized: raw bytes only

@@ -60,6 +60,9 @@ public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
   private final int offsetIndex;
   private final int width;
   private transient MapState<String, Tuple2<Long, Long>> seen;
+  // Buckets swept in this task: when several windows close in one batch, a bucket's timers all
+  // fire; the first sweep removes everything behind the watermark, the others have nothing to do.
+  private transient Set<Integer> swept;
 
   private EventIdIndex(StructType schema) {
     this.eventIdIndex = schema.fieldIndex("event_id");
@@ -93,6 +96,7 @@ public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
                 Encoders.STRING(),
                 Encoders.tuple(Encoders.LONG(), Encoders.LONG()),
                 TTLConfig.NONE());
+    swept = new HashSet<>();
   }
 
   @Override
@@ -144,7 +148,11 @@ public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
   @Override
   public scala.collection.Iterator<Row> handleExpiredTimer(
       Integer bucket, TimerValues timerValues, ExpiredTimerInfo expiredTimerInfo) {
-    long until = expiredTimerInfo.getExpiryTimeInMs();
+    if (!swept.add(bucket)) {
+      return CollectionConverters.asScala(Collections.<Row>emptyIterator());
+    }
+    long until =
+        Math.max(expiredTimerInfo.getExpiryTimeInMs(), timerValues.getCurrentWatermarkInMs());
     List<String> expired = new ArrayList<>();
     seen.iterator()
         .foreach(

@@ -92,6 +92,12 @@ def main() -> int:
     parser.add_argument("--window", default="1 minute")
     parser.add_argument("--watermark", default="2 minutes")
     parser.add_argument("--trigger", default="1 second")
+    parser.add_argument(
+        "--latency-target",
+        type=float,
+        help="also judge the p95 bar latency: at most this many seconds after the watermark "
+        "passes the window's end (the issue's target is 5)",
+    )
     parser.add_argument("--short", action="store_true", help="2 min with 5-second bars (for CI)")
     args = parser.parse_args()
     if args.short:
@@ -238,10 +244,11 @@ def main() -> int:
     idle = [b.seconds for b in batches[idle_from:] if b.messages <= 10]
     start_up = batches[0].at - query_started if batches else float("nan")
     p50, p95 = _percentile(steady_latency, 50), _percentile(steady_latency, 95)
-    verdicts[
-        "p95 bar latency within 5 s of the watermark passing the window's end "
-        "(WATERMARK + 5 s after the window's end)"
-    ] = p95 <= 5000
+    if args.latency_target is not None:
+        verdicts[
+            f"p95 bar latency within {args.latency_target:g} s of the watermark passing the "
+            "window's end"
+        ] = p95 <= args.latency_target * 1000
     print(f"produced {rate:,.0f} ticks/s on average over {samples[-1].t:.0f}s")
     print(
         f"bar latency after warm-up ({len(steady_latency):,} bars), from the watermark passing "

@@ -44,7 +44,7 @@ from tickstream.config import Settings, load_settings
 from tickstream.kafka_admin import TopicSpec, ensure_topics
 from tickstream.kafka_local import LocalKafka, free_port
 from tickstream.producer import TickProducer
-from tickstream.sources.base import Source
+from tickstream.sources.base import TickSource
 from tickstream.sources.replay import ReplaySource
 from tickstream.sources.simulate import SimulateSource
 from tickstream.spark import build_spark
@@ -55,7 +55,7 @@ TEST_DATA = REPO / "tests" / "data" / "es_ticks_2013-09_120k.csv.gz"
 SIM_START_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
 
 
-def produce(settings: Settings, topic: str, source: Source) -> int:
+def produce(settings: Settings, topic: str, source: TickSource) -> int:
     ensure_topics(settings.kafka_bootstrap_servers, [TopicSpec(topic, 3)])
     producer = TickProducer(
         settings.model_copy(update={"kafka_topic": topic}),
@@ -228,6 +228,8 @@ def drain_builtin(spark: SparkSession, settings: Settings, out: Path) -> None:
             F.count(F.lit(1)).alias("trade_count"),
             F.sum("price").alias("price_sum"),
         )
+        .select("window.start", "window.end", "*")
+        .drop("window")
     )
 
     def write_bars(frame: DataFrame, batch_id: int) -> None:

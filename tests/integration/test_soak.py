@@ -1,9 +1,10 @@
 """The short form of the soak benchmark: a steady stream through the whole pipeline for two
 minutes; state rows and JVM heap stay flat after warm-up and the consumer lag does not grow.
 
-CI runs it at 6,000 ticks/s: on the 2-core CI machine, which also runs the broker and the
-producer, 10,000 ticks/s is the job's capacity, and a check at capacity is a coin toss. The
-10,000 ticks/s figures come from `bench/soak.py` (see the README)."""
+CI runs it at 6,000 ticks/s with 5-second bars: on the 2-core CI machine, which also runs the
+broker and the producer, that is well within the job's capacity, so the verdicts are not a coin
+toss. The 10,000 ticks/s figures at the default 1-minute bars come from `bench/soak.py` (see the
+README); the bar-latency target of issue 9 is judged there (`--latency-target`), not here."""
 
 from __future__ import annotations
 

@@ -139,8 +139,11 @@ public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
       }
       out.add(withCopy(row, copy));
     }
-    for (long windowEnd : windowEnds) {
-      getHandle().registerTimer(windowEnd);
+    if (!windowEnds.isEmpty()) {
+      getHandle().listTimers().foreach(existing -> windowEnds.remove((Long) existing));
+      for (long windowEnd : windowEnds) {
+        getHandle().registerTimer(windowEnd);
+      }
     }
     return CollectionConverters.asScala(out.iterator());
   }

@@ -42,8 +42,10 @@ import scala.jdk.javaapi.CollectionConverters;
  *
  * <p>Buckets, not event_ids, are the keys: Spark's per-key machinery (a call, a timer) then runs
  * a few thousand times a batch instead of once a tick, and a tick costs one lookup and one write.
- * An entry lives until Spark's event-time watermark passes the end of its tick's window (an
- * event-time timer per bucket and window end). The job keeps Spark's watermark at or behind its
+ * An entry lives until Spark's event-time watermark passes the end of its tick's window: each
+ * bucket has one event-time timer, at its earliest window end; when it fires the bucket is swept
+ * once (everything behind the watermark goes) and the timer moves to the earliest end left. A
+ * replay whose batch spans a thousand windows still sets one timer a bucket. The job keeps Spark's watermark at or behind its
  * own (one watermark per Kafka partition, the minimum of them), so an entry is never dropped while
  * a copy of its tick could still count: by then the window is closed and a copy is late.
  */
@@ -115,7 +117,7 @@ public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
         Comparator.comparingInt((Row r) -> r.getInt(partitionIndex))
             .thenComparingLong(r -> r.getLong(offsetIndex)));
     Map<String, Long> firstInBatch = new HashMap<>();
-    Set<Long> windowEnds = new HashSet<>();
+    long earliestAdded = Long.MAX_VALUE;
     for (Row row : copies) {
       String eventId = row.getString(eventIdIndex);
       long content = row.getLong(contentIndex);
@@ -132,17 +134,17 @@ public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
         long windowEnd = row.getLong(windowEndIndex);
         seen.updateValue(eventId, new Tuple2<>(content, windowEnd));
         firstInBatch.put(eventId, content);
-        windowEnds.add(windowEnd);
+        earliestAdded = Math.min(earliestAdded, windowEnd);
         copy = "accepted";
       } else {
         copy = known == content ? "duplicate" : "conflict";
       }
       out.add(withCopy(row, copy));
     }
-    if (!windowEnds.isEmpty()) {
-      getHandle().listTimers().foreach(existing -> windowEnds.remove((Long) existing));
-      for (long windowEnd : windowEnds) {
-        getHandle().registerTimer(windowEnd);
+    if (earliestAdded != Long.MAX_VALUE) {
+      long due = earliestTimer();
+      if (earliestAdded < due) {
+        getHandle().registerTimer(earliestAdded);
       }
     }
     return CollectionConverters.asScala(out.iterator());
@@ -157,18 +159,55 @@ public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
     long until =
         Math.max(expiredTimerInfo.getExpiryTimeInMs(), timerValues.getCurrentWatermarkInMs());
     List<String> expired = new ArrayList<>();
+    long[] earliestLeft = {Long.MAX_VALUE};
     seen.iterator()
         .foreach(
             entry -> {
-              if (entry._2()._2() <= until) {
+              long windowEnd = entry._2()._2();
+              if (windowEnd <= until) {
                 expired.add(entry._1());
+              } else {
+                earliestLeft[0] = Math.min(earliestLeft[0], windowEnd);
               }
               return null;
             });
     for (String eventId : expired) {
       seen.removeKey(eventId);
     }
+    // One timer a bucket, at its earliest window end: the timers of the windows swept now fire
+    // and find the bucket swept; a later one is replaced by the earliest left.
+    List<Long> later = new ArrayList<>();
+    getHandle()
+        .listTimers()
+        .foreach(
+            due -> {
+              if ((Long) due > until) {
+                later.add((Long) due);
+              }
+              return null;
+            });
+    for (long due : later) {
+      if (due != earliestLeft[0]) {
+        getHandle().deleteTimer(due);
+      }
+    }
+    if (earliestLeft[0] != Long.MAX_VALUE && !later.contains(earliestLeft[0])) {
+      getHandle().registerTimer(earliestLeft[0]);
+    }
     return CollectionConverters.asScala(Collections.<Row>emptyIterator());
+  }
+
+  /** When this bucket's next sweep is due (its earliest timer), or never. */
+  private long earliestTimer() {
+    long[] earliest = {Long.MAX_VALUE};
+    getHandle()
+        .listTimers()
+        .foreach(
+            due -> {
+              earliest[0] = Math.min(earliest[0], (Long) due);
+              return null;
+            });
+    return earliest[0];
   }
 
   private Row withCopy(Row row, String copy) {

@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from tickstream.bars.compute import window_start_ms
 from tickstream.bars.parse import Rules, parse_events
 from tickstream.config import Settings
 from tickstream.kafka_admin import spark_kafka_security
@@ -41,6 +40,11 @@ CARRIED = (
 CONTENT = ("symbol", "ts_epoch_ms", "price", "volume", "seq", "source")
 # The dedup index's keys: event_ids hashed into this many buckets (fixed by the checkpoint).
 BUCKETS = 4096
+
+
+def window_start_ms(ts_ms: Column, window_ms: int) -> Column:
+    """The start of the tumbling window holding ``ts_ms`` (windows aligned to the epoch)."""
+    return ts_ms - F.pmod(ts_ms, F.lit(window_ms))
 
 
 def kafka_options(settings: Settings, partition: int, partitions: int) -> dict[str, str]:

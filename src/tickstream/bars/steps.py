@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from tickstream.bars.partials import Partial
 from tickstream.bars.schema import TICK
+from tickstream.bars.source import CARRIED
 from tickstream.bars.state import NO_TIME
 from tickstream.bars.watermark import next_watermark
 
@@ -54,20 +55,11 @@ def with_outcome(classified: DataFrame, watermark_ms: int) -> DataFrame:
     )
     # Only the columns later steps read, and the raw bytes only where a reject keeps them: the
     # batch is cached, and caching every tick's payload costs more than the rest together.
+    kept = [c for c in CARRIED if c not in ("kind", "raw")]
     return classified.withColumn(OUTCOME, outcome).select(
         OUTCOME,
-        "reason",
-        "symbol",
-        "ts_epoch_ms",
-        "price",
-        "volume",
-        "seq",
-        "event_id",
-        "source",
+        *kept,
         F.when(F.col(OUTCOME).isin("reject", "conflict"), F.col("raw")).alias("raw"),
-        "kafka_partition",
-        "kafka_offset",
-        "kafka_timestamp",
         "window_start_ms",
     )
 

@@ -53,7 +53,6 @@ class Sample:
     t: float
     produced: int
     state_rows: int
-    store_rows: int  # the dedup index in Spark's state store
     heap_mb: float
     jvm_rss_mb: float
     py_rss_mb: float
@@ -156,7 +155,7 @@ def main() -> int:
         f"soak: {args.rate:,.0f} ticks/s for {args.seconds:g}s, "
         f"bars of {args.window}, watermark {args.watermark}"
     )
-    header = ("t(s)", "produced", "state", "store", "heap MB", "JVM RSS", "py RSS", "lag")
+    header = ("t(s)", "produced", "state", "heap MB", "JVM RSS", "py RSS", "lag")
     print("".join(f"{h:>10}" for h in header))
     try:
         while time.monotonic() - started < args.seconds:
@@ -172,10 +171,6 @@ def main() -> int:
                 t=time.monotonic() - started,
                 produced=producer.stats.sent,
                 state_rows=report.open_rows if report else 0,
-                store_rows=sum(
-                    op.get("numRowsTotal", 0)
-                    for op in (query.lastProgress or {}).get("stateOperators", [])
-                ),
                 heap_mb=(runtime.totalMemory() - runtime.freeMemory()) / 2**20,
                 jvm_rss_mb=rss_mb(jvm_pid),
                 py_rss_mb=rss_mb(int(Path("/proc/self").resolve().name)),
@@ -183,8 +178,7 @@ def main() -> int:
             )
             samples.append(s)
             print(
-                f"{s.t:>10.0f}{s.produced:>10,}{s.state_rows:>10,}{s.store_rows:>10,}"
-                f"{s.heap_mb:>10.0f}"
+                f"{s.t:>10.0f}{s.produced:>10,}{s.state_rows:>10,}{s.heap_mb:>10.0f}"
                 f"{s.jvm_rss_mb:>10.0f}{s.py_rss_mb:>10.0f}{s.lag:>10,}"
             )
         bars_until_warm = len(latencies) if samples else 0
@@ -264,7 +258,6 @@ def main() -> int:
     for name, field in (
         ("lag", "lag"),
         ("state rows", "state_rows"),
-        ("store rows", "store_rows"),
         ("heap MB", "heap_mb"),
         ("JVM RSS MB", "jvm_rss_mb"),
     ):

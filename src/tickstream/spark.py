@@ -97,6 +97,12 @@ def spark_conf(
         # Each micro-batch commits the state store by writing a changelog of what changed, not
         # a snapshot of the whole store (snapshots are made in the background).
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        # Counting the store's rows costs a read before every write and delete (measured: ~10%
+        # of a drain); the job counts what it needs itself.
+        "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
+        # The micro-batch is cached for the steps that read it again, for a few seconds:
+        # compressing it costs more than the memory it saves (measured: ~6%).
+        "spark.sql.inMemoryColumnarStorage.compressed": "false",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         # Hostile input must become a reject, never an exception that stops the job: with
         # ANSI mode a bad cast or an overflow throws; without it, it yields null, which the

@@ -95,6 +95,18 @@ class JarCache:
     def is_complete(self) -> bool:
         return all((d / _READY_MARK).is_file() for d in self.folders)
 
+    def engine_is_stale(self, sources: Path) -> bool:
+        """Whether a file of the engine's sources (``jvm/engine``) changed after its jar was built.
+
+        `tickstream jars fetch` (which scripts/up.sh and scripts/test.sh run) then rebuilds it, so
+        a checkout never runs an engine jar older than its Java code.
+        """
+        marker = self.engine_dir / _READY_MARK
+        if not marker.is_file() or not sources.is_dir():
+            return False
+        built = marker.stat().st_mtime
+        return any(f.stat().st_mtime > built for f in sources.rglob("*") if f.is_file())
+
     def kafka_classpath(self) -> list[Path]:
         return _jars_in(self.kafka_dir)
 
@@ -130,10 +142,12 @@ def jar_cache(jars_dir: Path) -> JarCache:
     return JarCache(jars_dir.resolve(), pinned())
 
 
-def ensure_jars(jars_dir: Path, *, quiet: bool = False) -> JarCache:
-    """The jar cache for the pinned versions, resolved by Maven on first use."""
+def ensure_jars(jars_dir: Path, *, quiet: bool = False, refresh: bool = False) -> JarCache:
+    """The jar cache for the pinned versions, resolved by Maven on first use; ``refresh`` also
+    rebuilds the engine jar when its Java sources changed since it was built."""
     cache = jar_cache(jars_dir)
-    if cache.is_complete():
+    stale = refresh and cache.engine_is_stale(build_dir() / "jvm" / "engine")
+    if cache.is_complete() and not stale:
         return cache
     fetch_jars(cache, quiet=quiet)
     return cache

@@ -114,3 +114,22 @@ def test_missing_maven_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     with pytest.raises(EnvironmentProblem, match=r"Maven .* not on PATH"):
         jvm.ensure_jars(tmp_path / "jars")
+
+
+def test_the_engine_jar_is_stale_once_its_sources_change(tmp_path: Path) -> None:
+    import os
+
+    cache = jvm.jar_cache(tmp_path / "jars")
+    sources = tmp_path / "engine"
+    (sources / "src").mkdir(parents=True)
+    java = sources / "src" / "EventIdIndex.java"
+    java.write_text("class A {}")
+    assert not cache.engine_is_stale(sources)  # nothing built yet: nothing to call stale
+    cache.engine_dir.mkdir(parents=True)
+    marker = cache.engine_dir / ".complete"
+    marker.write_text("ok\n")
+    os.utime(java, (1_000, 1_000))
+    os.utime(marker, (2_000, 2_000))
+    assert not cache.engine_is_stale(sources)
+    os.utime(java, (3_000, 3_000))
+    assert cache.engine_is_stale(sources)

@@ -89,7 +89,7 @@ def spark_kafka_security(settings: Settings) -> dict[str, str]:
 
 def check_access(settings: Settings, timeout: float = 15.0) -> None:
     """Fail fast, with one clear line, if Kafka refuses the credentials or lacks the topic."""
-    from tickstream.errors import EnvironmentProblem, TickstreamError
+    from tickstream.errors import EnvironmentProblem
 
     auth_errors: list[str] = []
 
@@ -119,10 +119,16 @@ def check_access(settings: Settings, timeout: float = 15.0) -> None:
                 "start it (`tickstream kafka start`) or fix KAFKA_BOOTSTRAP_SERVERS",
             )
     if settings.kafka_topic not in topics:
-        raise TickstreamError(
-            f"topic '{settings.kafka_topic}' does not exist on {settings.kafka_bootstrap_servers}",
-            "create it with `tickstream kafka create-topics`",
-        )
+        raise missing_topic_error(settings)
+
+
+def missing_topic_error(settings: Settings) -> Exception:
+    from tickstream.errors import TickstreamError
+
+    return TickstreamError(
+        f"topic '{settings.kafka_topic}' does not exist on {settings.kafka_bootstrap_servers}",
+        "create it with `tickstream kafka create-topics`",
+    )
 
 
 def credentials_error(settings: Settings) -> Exception:
@@ -227,8 +233,5 @@ def topic_partitions(settings: Settings, timeout: float = 15.0) -> int:
         ) from err
     topic = topics.get(settings.kafka_topic)
     if topic is None or topic.error is not None or not topic.partitions:
-        raise TickstreamError(
-            f"topic '{settings.kafka_topic}' does not exist on {settings.kafka_bootstrap_servers}",
-            "create it with `tickstream kafka create-topics`",
-        )
+        raise missing_topic_error(settings)
     return len(topic.partitions)

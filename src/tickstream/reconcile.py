@@ -186,7 +186,7 @@ def reconcile(
     ]
     report = Report(topic_messages, consumed, lag, t, open_ticks, lake, checks, (start, end))
     if start is not None or end is not None:
-        _range_checks(report, con, root, checkpoints, settings, start, end)
+        _range_checks(report, con, root, snapshot, settings, start, end)
     return report
 
 
@@ -194,13 +194,12 @@ def _range_checks(
     report: Report,
     con: duckdb.DuckDBPyConnection,
     root: Path,
-    checkpoints: Path,
+    snapshot: Snapshot,
     settings: Settings,
     start: datetime | None,
     end: datetime | None,
 ) -> None:
     """Within an event-time range: archived ticks = ticks in closed bars + ticks still open."""
-    from tickstream.bars.state import StateStore
 
     def where(column: str) -> str:
         parts = []
@@ -218,7 +217,6 @@ def _range_checks(
         con, root, "bars", "sum(trade_count)", where("window_start")
     )
     report.lake["range_late"] = _count(con, root, "late", where=where("ts"))
-    snapshot = StateStore.read_latest(checkpoints / "bars_state")
     low, high = _epoch_ms(start), _epoch_ms(end)
     open_in_range = sum(
         p.count

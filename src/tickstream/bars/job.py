@@ -158,7 +158,7 @@ class BarsJob:
                 self.lake.write(accepted_ticks(tagged, batch_id), "ticks", batch_id)
             if bars:
                 self.lake.write_rows(bars, BAR_COLUMNS, "bars", batch_id)
-                self.lake.write_rows(bars, BAR_COLUMNS, "bars_csv", batch_id)
+                self.lake.write_rows(bars, BAR_COLUMNS, "bars_csv", batch_id, fmt="csv")
         finally:
             tagged.unpersist()
 

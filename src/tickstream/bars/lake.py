@@ -58,16 +58,27 @@ class LakeWriter:
                 p for p in part_dir.glob("part-*") if not p.name.endswith(".crc")
             )
             for index, staged in enumerate(files):
-                suffix = "" if index == 0 else f"-{index}"
-                target = self.root / table / part_dir.name / f"part-{batch_id:012d}{suffix}.{ext}"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                staged.replace(target)
-                published.append(target)
+                published.append(self._publish(staged, table, part_dir.name, batch_id, ext, index))
         shutil.rmtree(stage, ignore_errors=True)
         return published
 
+    def _publish(
+        self, staged: Path, table: str, partition: str, batch_id: int, ext: str, index: int = 0
+    ) -> Path:
+        """Rename a staged file into the lake under the name fixed by its batch (atomic)."""
+        suffix = "" if index == 0 else f"-{index}"
+        target = self.root / table / partition / f"part-{batch_id:012d}{suffix}.{ext}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged.replace(target)
+        return target
+
     def write_rows(
-        self, rows: Sequence[dict[str, Any]], columns: Sequence[str], table: str, batch_id: int
+        self,
+        rows: Sequence[dict[str, Any]],
+        columns: Sequence[str],
+        table: str,
+        batch_id: int,
+        fmt: str = "parquet",
     ) -> list[Path]:
         """Publish a few rows computed on the driver (the bars of a batch) without a Spark job:
         the same files, names and atomic renames as :meth:`write`, Parquet and CSV alike.
@@ -83,20 +94,17 @@ class LakeWriter:
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
         fields = [c for c in columns if c != "date"]
+        ext = EXTENSIONS[fmt]
         for date, group in sorted(by_date.items()):
-            ext = "csv" if table.endswith("_csv") else "parquet"
             staged = stage / f"date={date}.{ext}"
-            if ext == "csv":
+            if fmt == "csv":
                 _write_csv(staged, fields, group)
             else:
                 arrow = pa.Table.from_pylist(
                     [{c: r[c] for c in fields} for r in group], schema=_arrow_schema(fields)
                 )
                 pq.write_table(arrow, staged, use_deprecated_int96_timestamps=True)
-            target = self.root / table / f"date={date}" / f"part-{batch_id:012d}.{ext}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged.replace(target)
-            published.append(target)
+            published.append(self._publish(staged, table, f"date={date}", batch_id, ext))
         shutil.rmtree(stage, ignore_errors=True)
         return published
 

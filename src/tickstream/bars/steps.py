@@ -22,7 +22,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from tickstream.bars.partials import Partial
+from tickstream.bars.partials import Partial, merge_into
 from tickstream.bars.schema import TICK
 from tickstream.bars.source import CARRIED
 from tickstream.bars.state import NO_TIME
@@ -113,7 +113,7 @@ def summarize(tagged: DataFrame) -> BatchSummary:
         .collect()
     )
     summary = BatchSummary()
-    by_window: dict[tuple[str, int], Partial] = {}
+    accepted_parts: list[Partial] = []
     for row in rows:
         outcome = row[OUTCOME]
         summary.counts[outcome] = summary.counts.get(outcome, 0) + row["n"]
@@ -126,10 +126,9 @@ def summarize(tagged: DataFrame) -> BatchSummary:
                 summary.partition_max_ms.get(key, NO_TIME), row["max_ts"]
             )
         if outcome == "accepted":
-            part = _partial(row)
-            known = by_window.get(part.key)
-            by_window[part.key] = part if known is None else known.merge(part)
-    summary.partials = list(by_window.values())
+            accepted_parts.append(_partial(row))
+    # A window's accepted ticks can come from several Kafka partitions: one partial each.
+    summary.partials = list(merge_into({}, accepted_parts).values())
     return summary
 
 

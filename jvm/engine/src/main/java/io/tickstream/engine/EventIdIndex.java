@@ -45,9 +45,10 @@ import scala.jdk.javaapi.CollectionConverters;
  * An entry lives until Spark's event-time watermark passes the end of its tick's window: each
  * bucket has one event-time timer, at its earliest window end; when it fires the bucket is swept
  * once (everything behind the watermark goes) and the timer moves to the earliest end left. A
- * replay whose batch spans a thousand windows still sets one timer a bucket. The job keeps Spark's watermark at or behind its
- * own (one watermark per Kafka partition, the minimum of them), so an entry is never dropped while
- * a copy of its tick could still count: by then the window is closed and a copy is late.
+ * replay whose batch spans a thousand windows still sets one timer a bucket. The job keeps
+ * Spark's watermark at or behind its own (one watermark per Kafka partition, the minimum of
+ * them), so an entry is never dropped while a copy of its tick could still count: by then the
+ * window is closed and a copy is late.
  */
 public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
   private static final long serialVersionUID = 2L;
@@ -62,8 +63,9 @@ public final class EventIdIndex extends StatefulProcessor<Integer, Row, Row> {
   private final int offsetIndex;
   private final int width;
   private transient MapState<String, Tuple2<Long, Long>> seen;
-  // Buckets swept in this task: when several windows close in one batch, a bucket's timers all
-  // fire; the first sweep removes everything behind the watermark, the others have nothing to do.
+  // Buckets swept in this task: a bucket can have more than one timer due in a batch (a new
+  // earlier one registered beside the one in place); the first sweep removes everything behind
+  // the watermark, the others have nothing to do.
   private transient Set<Integer> swept;
 
   private EventIdIndex(StructType schema) {

@@ -359,8 +359,8 @@ def run_stream(
         if stop.is_set():
             job.stop()
         console.tick(force=True)
-        error = query.exception()
-        if error is not None and not stop.is_set():
+        error = job.failure()
+        if error is not None:
             from tickstream.errors import TickstreamError
 
             raise TickstreamError(f"the bars job failed: {str(error).splitlines()[0][:500]}")

@@ -318,4 +318,40 @@ def test_a_quiet_market_closes_its_last_bar(
         stop_beats.set()
         beating.join(5)
         job.stop()
-        assert query.exception() is None
+        assert job.failure() is None
+
+
+def test_a_batch_that_arrives_while_stopping_is_refused_and_runs_on_restart(
+    kafka_broker: str,
+    make_topic: Callable[..., str],
+    spark: SparkSession,
+    base_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """The stop race, made deterministic: a stop is requested, then a batch with data arrives.
+
+    The batch is refused (Spark records the refusal and does not commit it), the job reports a
+    clean stop, and a restart processes exactly those ticks: nothing lost, nothing twice.
+    """
+    topic = make_topic(partitions=3)
+    ticks = es_ticks(2000)
+    out = tmp_path / "lake"
+    settings = settings_for(base_settings, kafka_broker, topic, out)
+    send_hostile(kafka_broker, topic, ticks[:1000], duplicate_share=0, garbage_every=10**9)
+    job = BarsJob(settings, spark)
+    query = job.start()
+    wait_until(lambda: committed_batches(out) >= 1, timeout=120, message="a first batch")
+    job.stopping.set()  # as stop() does first; the query is left running so a batch arrives
+    send_hostile(kafka_broker, topic, ticks[1000:], duplicate_share=0, garbage_every=10**9)
+    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    with pytest.raises(Exception, match="StoppedError"):  # Spark records the refusal
+        query.awaitTermination(120)
+    assert job.refused_batch is not None
+    assert job.failure() is None
+    assert committed_batches(out) == job.refused_batch  # the refused batch left no commit
+
+    job = BarsJob(settings, spark)
+    job.start(once=True).awaitTermination(300)
+    assert job.failure() is None
+    assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
+    assert_reconciled(settings)

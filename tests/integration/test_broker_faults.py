@@ -172,7 +172,7 @@ def test_three_brokers_one_killed_during_production_and_aggregation(
         send_heartbeat(bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
         query.processAllAvailable()
         job.stop()
-        assert query.exception() is None
+        assert job.failure() is None
         assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
         got, _ = split(consume_all(bootstrap, topic))
         assert len({obj["event_id"] for _, obj in got}) == len(got) == 60_000

@@ -91,6 +91,7 @@ class BarsJob:
         self._batch_lock = threading.Lock()
         self.query: StreamingQuery | None = None
         self.last_report: BatchReport | None = None
+        self.refused_batch: int | None = None
 
     # --- the query ----------------------------------------------------------------------------
 
@@ -122,11 +123,26 @@ class BarsJob:
         if self.query is not None:
             self.query.stop()
 
+    def failure(self) -> Exception | None:
+        """Why the query ended, or None: stopped on request, or finished (``once``).
+
+        A trigger already being planned when ``stop()`` is called reaches ``process`` after the
+        stop was requested; it is refused (not committed, so it runs again on restart) and Spark
+        records the refusal as the query's exception. That is a clean stop, not a failure.
+        """
+        if self.query is None:
+            return None
+        error = self.query.exception()
+        if error is not None and self.refused_batch is not None:
+            return None
+        return error
+
     # --- one micro-batch ----------------------------------------------------------------------
 
     def process(self, batch: DataFrame, batch_id: int) -> None:
         with self._batch_lock:
             if self.stopping.is_set():
+                self.refused_batch = batch_id
                 raise StoppedError("the job is stopping; this batch runs again on restart")
             report = self._process(batch, batch_id)
         self.last_report = report

@@ -283,7 +283,7 @@ def test_a_quiet_market_closes_its_last_bar(
         base_settings, kafka_broker, topic, out, window_duration="5 seconds", watermark="5 seconds"
     )
     job = BarsJob(settings, spark)
-    query = job.start()
+    job.start()
     producer = Producer({"bootstrap.servers": kafka_broker, "acks": "all", "linger.ms": 5})
     stop_beats = threading.Event()
 

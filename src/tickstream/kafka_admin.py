@@ -89,7 +89,7 @@ def spark_kafka_security(settings: Settings) -> dict[str, str]:
 
 def check_access(settings: Settings, timeout: float = 15.0) -> None:
     """Fail fast, with one clear line, if Kafka refuses the credentials or lacks the topic."""
-    from tickstream.errors import EnvironmentProblem
+    from tickstream.errors import EnvironmentProblem, TickstreamError
 
     auth_errors: list[str] = []
 
@@ -119,16 +119,10 @@ def check_access(settings: Settings, timeout: float = 15.0) -> None:
                 "start it (`tickstream kafka start`) or fix KAFKA_BOOTSTRAP_SERVERS",
             )
     if settings.kafka_topic not in topics:
-        raise missing_topic_error(settings)
-
-
-def missing_topic_error(settings: Settings) -> Exception:
-    from tickstream.errors import TickstreamError
-
-    return TickstreamError(
-        f"topic '{settings.kafka_topic}' does not exist on {settings.kafka_bootstrap_servers}",
-        "create it with `tickstream kafka create-topics`",
-    )
+        raise TickstreamError(
+            f"topic '{settings.kafka_topic}' does not exist on {settings.kafka_bootstrap_servers}",
+            "create it with `tickstream kafka create-topics`",
+        )
 
 
 def credentials_error(settings: Settings) -> Exception:
@@ -214,24 +208,3 @@ def ensure_topics(
                     f"topic {s.name} has {have} partitions, fewer than the {s.partitions} expected"
                 )
     return created, warnings
-
-
-def topic_partitions(settings: Settings, timeout: float = 15.0) -> int:
-    """How many partitions the tick topic has (the job reads each with a source of its own)."""
-    from tickstream.errors import TickstreamError
-
-    admin = AdminClient(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, **client_security(settings)},
-        logger=LIBRDKAFKA_LOG,
-    )
-    try:
-        topics = admin.list_topics(timeout=timeout).topics
-    except KafkaException as err:
-        raise TickstreamError(
-            f"Kafka at {settings.kafka_bootstrap_servers} did not list its topics: {err}",
-            "check that the brokers run and KAFKA_BOOTSTRAP_SERVERS",
-        ) from err
-    topic = topics.get(settings.kafka_topic)
-    if topic is None or topic.error is not None or not topic.partitions:
-        raise missing_topic_error(settings)
-    return len(topic.partitions)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from tickstream.bars.partials import Partial
+from tickstream.bars.source import Index, classify
 from tickstream.bars.steps import (
     OUTCOME,
     accepted_ticks,
@@ -20,8 +23,8 @@ from tickstream.bars.steps import (
 )
 
 WINDOW = 60_000
-# What the dedup index hands each batch (see tickstream.bars.source.keyed and EventIdIndex).
-CLASSIFIED = T.StructType(
+# What each batch holds after the dedup index (see tickstream.bars.source: keyed, classify).
+KEYED = T.StructType(
     [
         T.StructField("kind", T.StringType()),
         T.StructField("reason", T.StringType()),
@@ -39,10 +42,9 @@ CLASSIFIED = T.StructType(
         T.StructField("window_start_ms", T.LongType()),
         T.StructField("window_end_ms", T.LongType()),
         T.StructField("content", T.LongType()),
-        T.StructField("dedup_bucket", T.IntegerType()),
-        T.StructField("copy", T.StringType()),
     ]
 )
+CLASSIFIED = T.StructType([*KEYED.fields, T.StructField("copy", T.StringType())])
 KAFKA_TIME = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
 
 
@@ -52,9 +54,24 @@ def tick(
     start = ts - ts % WINDOW
     raw = f'{{"event_id":"{event_id}"}}'.encode()
     return (
-        "tick", None, "ES", ts, price, 2.0, seq, event_id, "replay", raw, partition, ts, KAFKA_TIME,
-        start, start + WINDOW, 7, 1, copy,
-    )  # fmt: skip
+        "tick",
+        None,
+        "ES",
+        ts,
+        price,
+        2.0,
+        seq,
+        event_id,
+        "replay",
+        raw,
+        partition,
+        ts,
+        KAFKA_TIME,
+        start,
+        start + WINDOW,
+        ts * 1000 + round(price * 100),
+        copy,
+    )  # fmt: skip  (the content hash stands in for xxhash64 of the fields: equal iff equal)
 
 
 def other(
@@ -62,7 +79,7 @@ def other(
 ) -> tuple[Any, ...]:
     return (
         kind, reason, None, ts, None, None, None, None, None, raw, partition, 99, KAFKA_TIME,
-        None, 0, 0, -1, None,
+        None, None, None, None,
     )  # fmt: skip
 
 
@@ -147,3 +164,63 @@ def test_the_rows_of_each_table(batch: DataFrame) -> None:
     assert rejects["event_id_conflict"]["date"] == "2026-11-28"
     too_big = reject_rows(tagged, "events", 3, batch_id=5).collect()
     assert all(r["raw_text"] is None for r in too_big)  # oversized: raw bytes only
+
+
+def keyed_rows(spark: SparkSession, rows: list[tuple[Any, ...]]) -> DataFrame:
+    """The rows as the dedup index receives them (without their expected ``copy``)."""
+    return spark.createDataFrame([r[:-1] for r in rows], KEYED)
+
+
+def copies(df: DataFrame) -> dict[tuple[str | None, int, int], str | None]:
+    return {
+        (r["event_id"], r["kafka_partition"], r["kafka_offset"]): r["copy"] for r in df.collect()
+    }
+
+
+def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The index in Spark's state store, batch after batch, as the job calls it."""
+    index = Index(tmp_path / "index", partitions=3, run_id=str(uuid.uuid4()))
+    first = [
+        tick(60_100, 10.0, "a", "accepted", partition=1),
+        tick(60_100, 10.0, "a", "duplicate", partition=2),  # the later copy by partition
+        tick(60_050, 11.0, "b", "accepted"),
+        tick(60_200, 99.0, "b", "conflict", partition=1),  # same id, other content
+        other("heartbeat", None, 200_000, 2, b"{}"),
+        other("reject", "malformed_json", None, 0, b"{oops"),
+    ]
+    got = copies(classify(keyed_rows(spark, first), index, batch_id=0, watermark_ms=0))
+    assert got == {(r[7], r[10], r[11]): r[-1] for r in first}
+
+    second = [
+        tick(60_100, 10.0, "a", "duplicate"),  # its first copy is in the index, from batch 0
+        tick(60_050, 12.0, "b", "conflict", partition=2),
+        tick(120_500, 12.0, "c", "accepted", partition=1),
+    ]
+    got = copies(classify(keyed_rows(spark, second), index, batch_id=1, watermark_ms=60_000))
+    assert got == {(r[7], r[10], r[11]): r[-1] for r in second}
+    # A batch run again (after a crash) reads the same version: the same answer.
+    again = copies(classify(keyed_rows(spark, second), index, batch_id=1, watermark_ms=60_000))
+    assert again == got
+
+    # The watermark passes 120,000: the entries of the window ending at 120,000 (a and b) are
+    # evicted; a reuse of "a" in an open window is then a new tick, "c" is still known.
+    third = [
+        tick(180_100, 30.0, "a", "accepted"),
+        tick(120_500, 12.0, "c", "duplicate", partition=2),
+    ]
+    got = copies(classify(keyed_rows(spark, third), index, batch_id=2, watermark_ms=120_000))
+    assert got == {(r[7], r[10], r[11]): r[-1] for r in third}
+
+
+def test_the_dedup_index_leaves_late_ticks_and_other_messages_alone(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    index = Index(tmp_path / "index", partitions=2, run_id=str(uuid.uuid4()))
+    rows = [tick(1_000, 9.0, "old", "accepted"), other("heartbeat", None, 5, 0, b"{}")]
+    got = copies(classify(keyed_rows(spark, rows), index, batch_id=0, watermark_ms=60_000))
+    assert set(got.values()) == {None}  # late: not looked up, not added
+    rows = [tick(61_000, 9.0, "old", "accepted")]
+    got = copies(classify(keyed_rows(spark, rows), index, batch_id=1, watermark_ms=60_000))
+    assert set(got.values()) == {"accepted"}

@@ -122,7 +122,7 @@ def test_the_engine_jar_is_stale_once_its_sources_change(tmp_path: Path) -> None
     cache = jvm.jar_cache(tmp_path / "jars")
     sources = tmp_path / "engine"
     (sources / "src").mkdir(parents=True)
-    java = sources / "src" / "EventIdIndex.java"
+    java = sources / "src" / "DedupIndex.java"
     java.write_text("class A {}")
     assert not cache.engine_is_stale(sources)  # nothing built yet: nothing to call stale
     cache.engine_dir.mkdir(parents=True)

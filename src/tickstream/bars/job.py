@@ -1,8 +1,8 @@
 """The bars job: one streaming query, one micro-batch function, an exactly-once lake.
 
-The query (:mod:`tickstream.bars.source`) reads every partition of the topic, parses each
-message, and classifies each tick against the keyed dedup index in Spark's state store. Each
-micro-batch then runs the steps of :mod:`tickstream.bars.steps`: outcomes (late first), one
+The query (:mod:`tickstream.bars.source`) reads the topic and parses each message. Each
+micro-batch classifies its ticks against the keyed dedup index in Spark's state store, then runs
+the steps of :mod:`tickstream.bars.steps`: outcomes (late first), one
 summary with the partial aggregates of the accepted ticks, the new watermark, the windows it
 closes (merged and turned into bars on the driver, :mod:`tickstream.bars.partials`), and the
 lake's files. This module only orchestrates.
@@ -14,8 +14,10 @@ store's version of the batch before, and the driver's record of the batch before
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from tickstream.bars import partials as P
 from tickstream.bars.lake import LakeWriter, local_path
 from tickstream.bars.parse import Rules
 from tickstream.bars.schema import BAR_COLUMNS
-from tickstream.bars.source import read_events
+from tickstream.bars.source import Index, classify, read_events
 from tickstream.bars.state import NO_TIME, Snapshot, StateStore, Totals
 from tickstream.bars.steps import (
     accepted_ticks,
@@ -39,8 +41,7 @@ from tickstream.bars.steps import (
     with_outcome,
 )
 from tickstream.config import Settings
-from tickstream.errors import TickstreamError
-from tickstream.kafka_admin import spark_kafka_security, topic_partitions
+from tickstream.kafka_admin import spark_kafka_security
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
@@ -90,6 +91,7 @@ class BarsJob:
         self.stopping = threading.Event()
         self._batch_lock = threading.Lock()
         self.query: StreamingQuery | None = None
+        self.index: Index | None = None
         self.last_report: BatchReport | None = None
         self.refused_batch: int | None = None
 
@@ -98,7 +100,12 @@ class BarsJob:
     def start(self, *, once: bool = False) -> StreamingQuery:
         """Start the query; ``once`` processes what the topic holds now, then stops."""
         self.root.mkdir(parents=True, exist_ok=True)
-        source = read_events(self.spark, self.settings, self.rules, topic_partitions(self.settings))
+        self.index = Index(
+            self.root / "_checkpoints" / "bars_index",
+            index_partitions(self.root / "_checkpoints", self.settings.spark_shuffle_partitions),
+            str(uuid.uuid4()),
+        )
+        source = read_events(self.spark, self.settings, self.rules)
         writer = (
             source.writeStream.foreachBatch(self.process)
             .option("checkpointLocation", self.checkpoint.as_posix())
@@ -153,9 +160,11 @@ class BarsJob:
         started = time.monotonic()
         before = self.state.load_before(batch_id)
         watermark = before.watermark_ms
-        # The batch is computed once (the dedup index updates its state store then); every
-        # step below reads the cached rows.
-        tagged = with_outcome(batch, watermark).persist()
+        # The batch is computed once (the dedup index writes its next version then); every step
+        # below reads the cached rows.
+        assert self.index is not None  # set by start()
+        classified = classify(batch, self.index, batch_id, watermark)
+        tagged = with_outcome(classified, watermark).persist()
         try:
             summary = summarize(tagged)
             partition_max = dict(before.partition_max_ms)
@@ -245,21 +254,20 @@ class BarsJob:
         return self.state.latest()
 
 
-def check_sources(checkpoint: Path, topic: str, partitions: int) -> None:
-    """A checkpoint must read as many partitions as the topic has (one Kafka source each)."""
-    offsets = checkpoint / "offsets"
-    logged = sorted(int(p.name) for p in offsets.glob("*") if p.name.isdigit())
-    if not logged:
-        return
-    lines = (offsets / str(logged[-1])).read_text(encoding="utf-8").splitlines()
-    sources = len(lines) - 2  # the log's version, the batch's metadata, then one line a source
-    if sources != partitions:
-        raise TickstreamError(
-            f"the checkpoint in {checkpoint} reads {sources} partition(s) of '{topic}', "
-            f"which now has {partitions}",
-            "the job reads a fixed set of partitions: start a new lake (another OUTPUT_PATH) "
-            "after changing the topic's partitions",
-        )
+def index_partitions(checkpoints: Path, default: int) -> int:
+    """The dedup index's number of state partitions: ``default`` for a new lake, then fixed.
+
+    Event_ids are assigned to state partitions by a hash modulo this number, so it is recorded
+    with the checkpoints on the first start and read back on every later one.
+    """
+    record = checkpoints / "bars_index.json"
+    if record.is_file():
+        return int(json.loads(record.read_text(encoding="utf-8"))["partitions"])
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    staged = record.with_suffix(".json.tmp")
+    staged.write_text(json.dumps({"partitions": default}) + "\n", encoding="utf-8")
+    staged.replace(record)
+    return default
 
 
 def _add(totals: Totals, *, rejected: dict[str, int], **counts: int) -> Totals:

@@ -1,0 +1,299 @@
+package io.tickstream.engine;
+
+import java.io.Serializable;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+
+import org.apache.spark.TaskContext;
+import org.apache.spark.rdd.RDD;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
+import org.apache.spark.sql.catalyst.expressions.JoinedRow;
+import org.apache.spark.sql.catalyst.expressions.UnsafeProjection;
+import org.apache.spark.sql.catalyst.expressions.UnsafeRow;
+import org.apache.spark.sql.catalyst.expressions.codegen.UnsafeRowWriter;
+import org.apache.spark.sql.classic.SparkSession;
+import org.apache.spark.sql.execution.streaming.state.NoPrefixKeyStateEncoderSpec;
+import org.apache.spark.sql.execution.streaming.state.RangeKeyScanStateEncoderSpec;
+import org.apache.spark.sql.execution.streaming.state.StateStore;
+import org.apache.spark.sql.execution.streaming.state.StateStoreRDD;
+import org.apache.spark.sql.execution.streaming.state.UnsafeRowPair;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+import org.apache.spark.util.TaskCompletionListener;
+import org.apache.spark.unsafe.types.UTF8String;
+
+import scala.Option;
+import scala.collection.Iterator;
+import scala.collection.immutable.Map$;
+import scala.jdk.javaapi.CollectionConverters;
+import scala.reflect.ClassTag;
+import scala.reflect.ClassTag$;
+import scala.runtime.AbstractFunction2;
+
+/**
+ * The keyed dedup index of the bars job: event_id to the content of its first copy, kept in
+ * Spark's state store (RocksDB with changelog checkpoints), so that the work of a micro-batch
+ * grows with the batch and not with the ticks of the open windows.
+ *
+ * <p>It runs inside the job's micro-batch function, as Spark's own stateful operators run: the
+ * batch is partitioned by event_id into a fixed number of state partitions, and each task opens
+ * its partition's store at the version of this batch, classifies the rows and commits the next
+ * version. A batch run again after a crash opens the same version again, so it classifies the
+ * same way. Each output row is the input row plus {@code copy}: {@code accepted} for the first
+ * copy of an event_id (the one already in the index, or the first by Kafka partition then
+ * offset), {@code duplicate} for another copy with the same {@code content} hash, {@code
+ * conflict} for another copy with other content, and null for the rows the index does not look
+ * at ({@code indexed} false: rejects, heartbeats, late ticks).
+ *
+ * <p>The store holds two column families: event_id to (content, window end), and an expiry
+ * index (window end, event_id) kept in window-end order. At the start of a batch every entry
+ * whose window ended at or before the job's watermark is removed, reading the expiry index from
+ * its start: eviction touches only what it removes. A tick of such a window is late and never
+ * reaches the index, so an entry never leaves while a copy of its tick could still count.
+ *
+ * <p>This uses Spark's state store API, which is internal to Spark: it is compiled against the
+ * pinned Spark version, and the bars job's tests exercise it end to end (duplicates across
+ * batches, restarts and SIGKILLs).
+ */
+public final class DedupIndex {
+  public static final String COPY = "copy";
+  public static final String INDEXED = "indexed";
+  static final String EXPIRY = "expiry";
+
+  static final StructType KEY = new StructType().add("event_id", DataTypes.StringType, false);
+  static final StructType VALUE =
+      new StructType()
+          .add("content", DataTypes.LongType, false)
+          .add("window_end_ms", DataTypes.LongType, false);
+  static final StructType EXPIRY_KEY =
+      new StructType()
+          .add("window_end_ms", DataTypes.LongType, false)
+          .add("event_id", DataTypes.StringType, false);
+  static final StructType EXPIRY_VALUE = new StructType().add("one", DataTypes.ByteType, false);
+
+  private DedupIndex() {}
+
+  /**
+   * The rows of {@code batch}, each with its {@code copy} class.
+   *
+   * @param batch a micro-batch with the columns {@code indexed}, {@code event_id}, {@code content},
+   *     {@code window_end_ms}, {@code kafka_partition} and {@code kafka_offset}
+   * @param location the index's checkpoint folder
+   * @param runId this run of the query (a new one per start)
+   * @param batchId the micro-batch: the store is read at this version and commits the next
+   * @param watermarkMs the job's watermark in force: entries of windows ended by then are evicted
+   * @param partitions the number of state partitions (fixed for the life of the index)
+   */
+  public static Dataset<Row> classify(
+      Dataset<Row> batch,
+      String location,
+      String runId,
+      long batchId,
+      long watermarkMs,
+      int partitions) {
+    org.apache.spark.sql.classic.Dataset<Row> input =
+        (org.apache.spark.sql.classic.Dataset<Row>) batch.repartition(partitions, batch.col("event_id"));
+    SparkSession session = input.sparkSession();
+    StructType schema = input.schema();
+    StructType output = schema.add(COPY, DataTypes.StringType, true);
+    RDD<InternalRow> rows = input.queryExecution().toRdd();
+    ClassTag<InternalRow> tag = ClassTag$.MODULE$.apply(InternalRow.class);
+    RDD<InternalRow> classified =
+        new StateStoreRDD<InternalRow, InternalRow>(
+            rows,
+            new Update(schema, output, watermarkMs),
+            location,
+            UUID.fromString(runId),
+            0L,
+            batchId,
+            Option.empty(),
+            Option.empty(),
+            KEY,
+            VALUE,
+            new NoPrefixKeyStateEncoderSpec(KEY),
+            session.sessionState(),
+            Option.apply(session.streams().stateStoreCoordinator()),
+            true,
+            Map$.MODULE$.empty(),
+            false,
+            tag,
+            tag);
+    return session.internalCreateDataFrame(classified, output, false);
+  }
+
+  /** One task: evict, classify its partition's rows, commit. */
+  static final class Update
+      extends AbstractFunction2<StateStore, Iterator<InternalRow>, Iterator<InternalRow>>
+      implements Serializable {
+    private static final long serialVersionUID = 1L;
+    private static final UTF8String ACCEPTED = UTF8String.fromString("accepted");
+    private static final UTF8String DUPLICATE = UTF8String.fromString("duplicate");
+    private static final UTF8String CONFLICT = UTF8String.fromString("conflict");
+
+    private final StructType output;
+    private final long watermarkMs;
+    private final int indexed;
+    private final int eventId;
+    private final int content;
+    private final int windowEnd;
+    private final int partition;
+    private final int offset;
+
+    Update(StructType input, StructType output, long watermarkMs) {
+      this.output = output;
+      this.watermarkMs = watermarkMs;
+      this.indexed = input.fieldIndex(INDEXED);
+      this.eventId = input.fieldIndex("event_id");
+      this.content = input.fieldIndex("content");
+      this.windowEnd = input.fieldIndex("window_end_ms");
+      this.partition = input.fieldIndex("kafka_partition");
+      this.offset = input.fieldIndex("kafka_offset");
+    }
+
+    @Override
+    public Iterator<InternalRow> apply(StateStore store, Iterator<InternalRow> input) {
+      store.createColFamilyIfAbsent(
+          EXPIRY,
+          EXPIRY_KEY,
+          EXPIRY_VALUE,
+          new RangeKeyScanStateEncoderSpec(
+              EXPIRY_KEY, CollectionConverters.asScala(List.<Object>of(0)).toSeq()),
+          false,
+          false);
+      // A task that fails before its commit leaves the version unwritten (Spark runs it again).
+      TaskContext.get()
+          .addTaskCompletionListener(
+              (TaskCompletionListener)
+                  context -> {
+                    if (!store.hasCommitted()) {
+                      store.abort();
+                    }
+                  });
+      Keys keys = new Keys();
+      evict(store, keys);
+
+      List<InternalRow> rows = new ArrayList<>();
+      List<Integer> ticks = new ArrayList<>();
+      while (input.hasNext()) {
+        InternalRow row = input.next().copy();
+        if (!row.isNullAt(indexed) && row.getBoolean(indexed)) {
+          ticks.add(rows.size());
+        }
+        rows.add(row);
+      }
+      // The first copy of an event_id in the batch is the first by Kafka partition and offset:
+      // an order that does not depend on how the shuffle delivered the rows.
+      ticks.sort(
+          Comparator.comparingInt((Integer i) -> rows.get(i).getInt(partition))
+              .thenComparingLong(i -> rows.get(i).getLong(offset)));
+      UTF8String[] copies = new UTF8String[rows.size()];
+      Map<UTF8String, Long> known = new HashMap<>(ticks.size() * 2);
+      String main = StateStore.DEFAULT_COL_FAMILY_NAME();
+      for (int i : ticks) {
+        InternalRow row = rows.get(i);
+        UTF8String id = row.getUTF8String(eventId);
+        long hash = row.getLong(content);
+        Long first = known.get(id);
+        if (first == null) {
+          UnsafeRow stored = store.get(keys.id(id), main);
+          if (stored != null) {
+            first = stored.getLong(0);
+            known.put(id, first);
+          }
+        }
+        if (first == null) {
+          long end = row.getLong(windowEnd);
+          store.put(keys.id(id), keys.value(hash, end), main);
+          store.put(keys.expiry(end, id), keys.one(), EXPIRY);
+          known.put(id, hash);
+          copies[i] = ACCEPTED;
+        } else {
+          copies[i] = first == hash ? DUPLICATE : CONFLICT;
+        }
+      }
+      store.commit();
+
+      UnsafeProjection project = UnsafeProjection.create(output);
+      JoinedRow joined = new JoinedRow();
+      GenericInternalRow extra = new GenericInternalRow(1);
+      return CollectionConverters.asScala(
+          new java.util.Iterator<InternalRow>() {
+            private int next = 0;
+
+            @Override
+            public boolean hasNext() {
+              return next < copies.length;
+            }
+
+            @Override
+            public InternalRow next() {
+              extra.update(0, copies[next]);
+              return project.apply(joined.apply(rows.get(next++), extra));
+            }
+          });
+    }
+
+    /** Remove every entry whose window ended at or before the watermark. */
+    private void evict(StateStore store, Keys keys) {
+      List<UnsafeRow> gone = new ArrayList<>();
+      Iterator<UnsafeRowPair> expiry = store.iterator(EXPIRY);
+      while (expiry.hasNext()) {
+        UnsafeRow key = expiry.next().key();
+        if (key.getLong(0) > watermarkMs) {
+          break;
+        }
+        gone.add(key.copy());
+      }
+      String main = StateStore.DEFAULT_COL_FAMILY_NAME();
+      for (UnsafeRow key : gone) {
+        store.remove(keys.id(key.getUTF8String(1)), main);
+        store.remove(key, EXPIRY);
+      }
+    }
+  }
+
+  /** Reused writers for the store's keys and values (the store copies what it keeps). */
+  private static final class Keys {
+    private final UnsafeRowWriter id = new UnsafeRowWriter(1, 32);
+    private final UnsafeRowWriter value = new UnsafeRowWriter(2);
+    private final UnsafeRowWriter expiry = new UnsafeRowWriter(2, 32);
+    private final UnsafeRowWriter one = new UnsafeRowWriter(1);
+
+    UnsafeRow id(UTF8String eventId) {
+      id.reset();
+      id.zeroOutNullBytes();
+      id.write(0, eventId);
+      return id.getRow();
+    }
+
+    UnsafeRow value(long content, long windowEnd) {
+      value.reset();
+      value.zeroOutNullBytes();
+      value.write(0, content);
+      value.write(1, windowEnd);
+      return value.getRow();
+    }
+
+    UnsafeRow expiry(long windowEnd, UTF8String eventId) {
+      expiry.reset();
+      expiry.zeroOutNullBytes();
+      expiry.write(0, windowEnd);
+      expiry.write(1, eventId);
+      return expiry.getRow();
+    }
+
+    UnsafeRow one() {
+      one.reset();
+      one.zeroOutNullBytes();
+      one.write(0, (byte) 1);
+      return one.getRow();
+    }
+  }
+}

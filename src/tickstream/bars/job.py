@@ -102,7 +102,9 @@ class BarsJob:
         self.root.mkdir(parents=True, exist_ok=True)
         self.index = Index(
             self.root / "_checkpoints" / "bars_index",
-            index_partitions(self.root / "_checkpoints", self.settings.spark_shuffle_partitions),
+            index_partitions(
+                self.root / "_checkpoints", self.spark.sparkContext.defaultParallelism
+            ),
             str(uuid.uuid4()),
         )
         source = read_events(self.spark, self.settings, self.rules)
@@ -257,6 +259,8 @@ class BarsJob:
 def index_partitions(checkpoints: Path, default: int) -> int:
     """The dedup index's number of state partitions: ``default`` for a new lake, then fixed.
 
+    The default is one per core Spark has at the first start: each partition's store costs a
+    task and a commit per micro-batch, so more partitions than cores only add fixed cost.
     Event_ids are assigned to state partitions by a hash modulo this number, so it is recorded
     with the checkpoints on the first start and read back on every later one.
     """

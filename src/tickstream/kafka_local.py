@@ -77,8 +77,15 @@ def free_port(host: str = HOST) -> int:
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+
+    Never starting with "-" (as Kafka's own ``Uuid.randomUuid``): the storage tool's command
+    line would read such an id as an option, and the broker would not start (1 time in 64).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def server_properties(

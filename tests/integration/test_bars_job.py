@@ -355,3 +355,21 @@ def test_a_batch_that_arrives_while_stopping_is_refused_and_runs_on_restart(
     assert job.failure() is None
     assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
     assert_reconciled(settings)
+
+
+def test_a_lake_of_the_previous_engine_is_refused_at_start_with_one_line(
+    spark: SparkSession, base_settings: Settings, tmp_path: Path
+) -> None:
+    """The previous engine kept open windows as ticks, in records without a format number."""
+    from tickstream.errors import TickstreamError
+
+    out = tmp_path / "lake"
+    old = out / "_checkpoints" / "bars_state" / "batch=7"
+    old.mkdir(parents=True)
+    (old / "meta.json").write_text('{"batch_id": 7, "watermark_ms": 0, "totals": {}}')
+    settings = settings_for(base_settings, "127.0.0.1:9", "ticks", out)
+    job = BarsJob(settings, spark)
+    with pytest.raises(TickstreamError, match="written by an earlier tickstream"):
+        job.start()
+    assert job.query is None
+    assert not (out / "_checkpoints" / "bars_index.json").exists()

@@ -1,13 +1,16 @@
 package io.tickstream.engine;
 
+import java.io.ByteArrayOutputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
 import java.io.Serializable;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.UUID;
 
 import org.apache.spark.TaskContext;
@@ -54,10 +57,11 @@ import scala.runtime.AbstractFunction2;
  * conflict} for another copy with other content, and null for the rows the index does not look
  * at ({@code indexed} false: rejects, heartbeats, late ticks).
  *
- * <p>The store holds three column families: event_id to (content, window end); an expiry index
- * of (window end, event_id), scanned by window end; and the window ends present. At the start of
- * a batch every entry whose window ended at or before the job's watermark is removed: eviction
- * touches only what it removes. A tick of such a window is late and never reaches the index, so
+ * <p>The store holds three column families: event_id to (content, window end); an expiry index,
+ * (window end, batch) to the event_ids that batch added for that window end (one value a window
+ * a batch, not a write a tick), scanned by window end; and the window ends present. At the start
+ * of a batch every entry whose window ended at or before the job's watermark is removed:
+ * eviction touches only what it removes. A tick of such a window is late and never reaches the index, so
  * an entry never leaves while a copy of its tick could still count.
  *
  * <p>This uses Spark's state store API, which is internal to Spark: it is compiled against the
@@ -77,8 +81,10 @@ public final class DedupIndex {
   static final StructType EXPIRY_KEY =
       new StructType()
           .add("window_end_ms", DataTypes.LongType, false)
-          .add("event_id", DataTypes.StringType, false);
-  static final StructType EXPIRY_VALUE = new StructType().add("one", DataTypes.ByteType, false);
+          .add("batch_id", DataTypes.LongType, false);
+  static final StructType EXPIRY_VALUE =
+      new StructType().add("event_ids", DataTypes.BinaryType, false);
+  static final StructType MARK = new StructType().add("one", DataTypes.ByteType, false);
   static final String WINDOWS = "windows";
   static final StructType WINDOWS_KEY =
       new StructType().add("window_end_ms", DataTypes.LongType, false);
@@ -113,7 +119,7 @@ public final class DedupIndex {
     RDD<InternalRow> classified =
         new StateStoreRDD<InternalRow, InternalRow>(
             rows,
-            new Update(schema, output, watermarkMs),
+            new Update(schema, output, batchId, watermarkMs),
             location,
             UUID.fromString(runId),
             0L,
@@ -143,6 +149,7 @@ public final class DedupIndex {
     private static final UTF8String CONFLICT = UTF8String.fromString("conflict");
 
     private final StructType output;
+    private final long batchId;
     private final long watermarkMs;
     private final int indexed;
     private final int eventId;
@@ -151,8 +158,9 @@ public final class DedupIndex {
     private final int partition;
     private final int offset;
 
-    Update(StructType input, StructType output, long watermarkMs) {
+    Update(StructType input, StructType output, long batchId, long watermarkMs) {
       this.output = output;
+      this.batchId = batchId;
       this.watermarkMs = watermarkMs;
       this.indexed = input.fieldIndex(INDEXED);
       this.eventId = input.fieldIndex("event_id");
@@ -174,7 +182,7 @@ public final class DedupIndex {
       store.createColFamilyIfAbsent(
           WINDOWS,
           WINDOWS_KEY,
-          EXPIRY_VALUE,
+          MARK,
           new NoPrefixKeyStateEncoderSpec(WINDOWS_KEY),
           false,
           false);
@@ -206,7 +214,7 @@ public final class DedupIndex {
               .thenComparingLong(i -> rows.get(i).getLong(offset)));
       UTF8String[] copies = new UTF8String[rows.size()];
       Map<UTF8String, Long> known = new HashMap<>(ticks.size() * 2);
-      Set<Long> windows = new HashSet<>();
+      Map<Long, EventIds> added = new HashMap<>();
       String main = StateStore.DEFAULT_COL_FAMILY_NAME();
       for (int i : ticks) {
         InternalRow row = rows.get(i);
@@ -223,15 +231,17 @@ public final class DedupIndex {
         if (first == null) {
           long end = row.getLong(windowEnd);
           store.put(keys.id(id), keys.value(hash, end), main);
-          store.put(keys.expiry(end, id), keys.one(), EXPIRY);
-          if (windows.add(end)) {
-            store.put(keys.window(end), keys.one(), WINDOWS);
-          }
+          added.computeIfAbsent(end, e -> new EventIds()).add(id);
           known.put(id, hash);
           copies[i] = ACCEPTED;
         } else {
           copies[i] = first == hash ? DUPLICATE : CONFLICT;
         }
+      }
+      for (Map.Entry<Long, EventIds> window : added.entrySet()) {
+        long end = window.getKey();
+        store.put(keys.expiry(end, batchId), keys.blob(window.getValue().bytes()), EXPIRY);
+        store.put(keys.window(end), keys.one(), WINDOWS);
       }
       store.commit();
 
@@ -272,13 +282,16 @@ public final class DedupIndex {
       }
       String main = StateStore.DEFAULT_COL_FAMILY_NAME();
       for (long end : ended) {
-        List<UnsafeRow> gone = new ArrayList<>();
+        List<UnsafeRow> lists = new ArrayList<>();
         Iterator<UnsafeRowPair> entries = store.prefixScan(keys.window(end), EXPIRY);
         while (entries.hasNext()) {
-          gone.add(entries.next().key().copy());
+          UnsafeRowPair entry = entries.next();
+          for (UTF8String id : EventIds.read(entry.value().getBinary(0))) {
+            store.remove(keys.id(id), main);
+          }
+          lists.add(entry.key().copy());
         }
-        for (UnsafeRow key : gone) {
-          store.remove(keys.id(key.getUTF8String(1)), main);
+        for (UnsafeRow key : lists) {
           store.remove(key, EXPIRY);
         }
         store.remove(keys.window(end), WINDOWS);
@@ -286,11 +299,42 @@ public final class DedupIndex {
     }
   }
 
+  /** The event_ids a task added for one window end, as one value: each a length, then bytes. */
+  private static final class EventIds {
+    private final ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+    private final DataOutputStream out = new DataOutputStream(buffer);
+
+    void add(UTF8String id) {
+      try {
+        out.writeInt(id.numBytes());
+        out.write(id.getBytes());
+      } catch (IOException e) {
+        throw new UncheckedIOException(e); // a byte array stream does not fail
+      }
+    }
+
+    byte[] bytes() {
+      return buffer.toByteArray();
+    }
+
+    static List<UTF8String> read(byte[] bytes) {
+      List<UTF8String> ids = new ArrayList<>();
+      ByteBuffer in = ByteBuffer.wrap(bytes);
+      while (in.hasRemaining()) {
+        byte[] id = new byte[in.getInt()];
+        in.get(id);
+        ids.add(UTF8String.fromBytes(id));
+      }
+      return ids;
+    }
+  }
+
   /** Reused writers for the store's keys and values (the store copies what it keeps). */
   private static final class Keys {
     private final UnsafeRowWriter id = new UnsafeRowWriter(1, 32);
     private final UnsafeRowWriter value = new UnsafeRowWriter(2);
-    private final UnsafeRowWriter expiry = new UnsafeRowWriter(2, 32);
+    private final UnsafeRowWriter expiry = new UnsafeRowWriter(2);
+    private final UnsafeRowWriter blob = new UnsafeRowWriter(1, 4096);
     private final UnsafeRowWriter window = new UnsafeRowWriter(1);
     private final UnsafeRowWriter one = new UnsafeRowWriter(1);
 
@@ -309,12 +353,19 @@ public final class DedupIndex {
       return value.getRow();
     }
 
-    UnsafeRow expiry(long windowEnd, UTF8String eventId) {
+    UnsafeRow expiry(long windowEnd, long batchId) {
       expiry.reset();
       expiry.zeroOutNullBytes();
       expiry.write(0, windowEnd);
-      expiry.write(1, eventId);
+      expiry.write(1, batchId);
       return expiry.getRow();
+    }
+
+    UnsafeRow blob(byte[] bytes) {
+      blob.reset();
+      blob.zeroOutNullBytes();
+      blob.write(0, bytes);
+      return blob.getRow();
     }
 
     UnsafeRow window(long windowEnd) {

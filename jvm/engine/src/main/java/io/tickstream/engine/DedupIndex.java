@@ -57,7 +57,7 @@ import scala.runtime.AbstractFunction2;
  * conflict} for another copy with other content, and null for the rows the index does not look
  * at ({@code indexed} false: rejects, heartbeats, late ticks).
  *
- * <p>The store holds three column families: event_id to (content, window end); an expiry index,
+ * <p>The store holds three column families: event_id to its content hash; an expiry index,
  * (window end, batch) to the event_ids that batch added for that window end (one value a window
  * a batch, not a write a tick), scanned by window end; and the window ends present. At the start
  * of a batch every entry whose window ended at or before the job's watermark is removed:
@@ -74,10 +74,7 @@ public final class DedupIndex {
   static final String EXPIRY = "expiry";
 
   static final StructType KEY = new StructType().add("event_id", DataTypes.StringType, false);
-  static final StructType VALUE =
-      new StructType()
-          .add("content", DataTypes.LongType, false)
-          .add("window_end_ms", DataTypes.LongType, false);
+  static final StructType VALUE = new StructType().add("content", DataTypes.LongType, false);
   static final StructType EXPIRY_KEY =
       new StructType()
           .add("window_end_ms", DataTypes.LongType, false)
@@ -230,7 +227,7 @@ public final class DedupIndex {
         }
         if (first == null) {
           long end = row.getLong(windowEnd);
-          store.put(keys.id(id), keys.value(hash, end), main);
+          store.put(keys.id(id), keys.value(hash), main);
           added.computeIfAbsent(end, e -> new EventIds()).add(id);
           known.put(id, hash);
           copies[i] = ACCEPTED;
@@ -332,7 +329,7 @@ public final class DedupIndex {
   /** Reused writers for the store's keys and values (the store copies what it keeps). */
   private static final class Keys {
     private final UnsafeRowWriter id = new UnsafeRowWriter(1, 32);
-    private final UnsafeRowWriter value = new UnsafeRowWriter(2);
+    private final UnsafeRowWriter value = new UnsafeRowWriter(1);
     private final UnsafeRowWriter expiry = new UnsafeRowWriter(2);
     private final UnsafeRowWriter blob = new UnsafeRowWriter(1, 4096);
     private final UnsafeRowWriter window = new UnsafeRowWriter(1);
@@ -345,11 +342,10 @@ public final class DedupIndex {
       return id.getRow();
     }
 
-    UnsafeRow value(long content, long windowEnd) {
+    UnsafeRow value(long content) {
       value.reset();
       value.zeroOutNullBytes();
       value.write(0, content);
-      value.write(1, windowEnd);
       return value.getRow();
     }
 

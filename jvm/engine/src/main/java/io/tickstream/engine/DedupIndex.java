@@ -336,46 +336,41 @@ public final class DedupIndex {
     private final UnsafeRowWriter one = new UnsafeRowWriter(1);
 
     UnsafeRow id(UTF8String eventId) {
-      id.reset();
-      id.zeroOutNullBytes();
-      id.write(0, eventId);
+      start(id).write(0, eventId);
       return id.getRow();
     }
 
     UnsafeRow value(long content) {
-      value.reset();
-      value.zeroOutNullBytes();
-      value.write(0, content);
+      start(value).write(0, content);
       return value.getRow();
     }
 
     UnsafeRow expiry(long windowEnd, long batchId) {
-      expiry.reset();
-      expiry.zeroOutNullBytes();
-      expiry.write(0, windowEnd);
+      start(expiry).write(0, windowEnd);
       expiry.write(1, batchId);
       return expiry.getRow();
     }
 
     UnsafeRow blob(byte[] bytes) {
-      blob.reset();
-      blob.zeroOutNullBytes();
-      blob.write(0, bytes);
+      start(blob).write(0, bytes);
       return blob.getRow();
     }
 
     UnsafeRow window(long windowEnd) {
-      window.reset();
-      window.zeroOutNullBytes();
-      window.write(0, windowEnd);
+      start(window).write(0, windowEnd);
       return window.getRow();
     }
 
     UnsafeRow one() {
-      one.reset();
-      one.zeroOutNullBytes();
-      one.write(0, (byte) 1);
+      start(one).write(0, (byte) 1);
       return one.getRow();
+    }
+
+    /** A writer emptied for its next row (``reset`` alone keeps the last row's null bits). */
+    private static UnsafeRowWriter start(UnsafeRowWriter writer) {
+      writer.reset();
+      writer.zeroOutNullBytes();
+      return writer;
     }
   }
 }

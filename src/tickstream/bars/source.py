@@ -43,6 +43,16 @@ def window_start_ms(ts_ms: Column, window_ms: int) -> Column:
     return ts_ms - F.pmod(ts_ms, F.lit(window_ms))
 
 
+def is_tick() -> Column:
+    return F.col("kind") == F.lit("tick")
+
+
+def is_late(watermark_ms: int) -> Column:
+    """A tick whose window the watermark in force has closed: it goes to ``late/``, and the
+    dedup index neither looks it up nor keeps it."""
+    return is_tick() & (F.col("window_end_ms") <= F.lit(watermark_ms))
+
+
 def kafka_options(settings: Settings) -> dict[str, str]:
     """Options of the Kafka source that reads the topic."""
     options = {
@@ -64,7 +74,7 @@ def kafka_options(settings: Settings) -> dict[str, str]:
 
 def keyed(events: DataFrame, window_ms: int) -> DataFrame:
     """Parsed events with what the dedup index reads: the tick's window and its content hash."""
-    tick = F.col("kind") == F.lit("tick")
+    tick = is_tick()
     start = window_start_ms(F.col("ts_epoch_ms"), window_ms)
     return events.select(
         *CARRIED,
@@ -98,8 +108,7 @@ def classify(batch: DataFrame, index: Index, batch_id: int, watermark_ms: int) -
     """
     jvm = batch.sparkSession.sparkContext._jvm
     assert jvm is not None
-    indexed = (F.col("kind") == F.lit("tick")) & (F.col("window_end_ms") > F.lit(watermark_ms))
-    marked = batch.withColumn("indexed", indexed)
+    marked = batch.withColumn("indexed", is_tick() & ~is_late(watermark_ms))
     classified = jvm.io.tickstream.engine.DedupIndex.classify(
         marked._jdf,
         index.location.as_posix(),

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from tickstream.bars.partials import Partial, merge_into
 from tickstream.bars.schema import TICK
-from tickstream.bars.source import CARRIED
+from tickstream.bars.source import CARRIED, is_late
 from tickstream.bars.state import NO_TIME
 from tickstream.bars.watermark import next_watermark
 
@@ -46,11 +46,10 @@ def with_outcome(classified: DataFrame, watermark_ms: int) -> DataFrame:
     """Each message's outcome. Late comes first: a tick of a closed window is late, whatever
     the dedup index says of it (its bar is written; no copy of it can count any more)."""
     kind = F.col("kind")
-    late = (kind == F.lit("tick")) & (F.col("window_end_ms") <= F.lit(watermark_ms))
     outcome = (
         F.when(kind == F.lit("reject"), F.lit("reject"))
         .when(kind == F.lit("heartbeat"), F.lit("heartbeat"))
-        .when(late, F.lit("late"))
+        .when(is_late(watermark_ms), F.lit("late"))
         .otherwise(F.col("copy"))
     )
     # Only the columns later steps read, and the raw bytes only where a reject keeps them: the

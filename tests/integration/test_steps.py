@@ -53,25 +53,11 @@ def tick(
 ) -> tuple[Any, ...]:
     start = ts - ts % WINDOW
     raw = f'{{"event_id":"{event_id}"}}'.encode()
+    # The content hash stands in for xxhash64 of the fields: equal if and only if they are.
     return (
-        "tick",
-        None,
-        "ES",
-        ts,
-        price,
-        2.0,
-        seq,
-        event_id,
-        "replay",
-        raw,
-        partition,
-        ts,
-        KAFKA_TIME,
-        start,
-        start + WINDOW,
-        ts * 1000 + round(price * 100),
-        copy,
-    )  # fmt: skip  (the content hash stands in for xxhash64 of the fields: equal iff equal)
+        "tick", None, "ES", ts, price, 2.0, seq, event_id, "replay", raw, partition, ts, KAFKA_TIME,
+        start, start + WINDOW, ts * 1000 + round(price * 100), copy,
+    )  # fmt: skip
 
 
 def other(

@@ -5,7 +5,9 @@ by side in one run and one Spark session (local[2], JVM warmed up first on the 1
 of the test data; the JVM's start-up is timed separately):
 
 - ``read only`` and ``read + parse``: what Spark's Kafka source costs alone, and with tickstream's
-  parsing and validation (noop sink): the ceiling for everything after it;
+  parsing and validation (noop sink): the ceiling for everything after it; ``parse-full``
+  (``--designs ...,parse-full``) parses every message the full way, without the fast path for
+  valid ticks (``TickParser``), to compare the two;
 - ``tickstream``: the bars job with every output (bars, CSV bars, tick archive, rejects, late),
   ``--once`` (availableNow), micro-batches of ``--batch`` messages;
 - ``builtin`` (``--designs ...,builtin``): the design spike of Spark's built-in stateful
@@ -117,9 +119,12 @@ def drain_read_only(spark: SparkSession, settings: Settings, out: Path) -> None:
     _run_all([(_kafka(spark, settings).select("value"), "noop", {})], out)
 
 
-def drain_read_parse(spark: SparkSession, settings: Settings, out: Path) -> None:
+def drain_read_parse(
+    spark: SparkSession, settings: Settings, out: Path, *, fast_path: bool = True
+) -> None:
     rules = Rules(settings.tick_min_ms, settings.tick_max_ahead_ms, settings.max_message_bytes)
-    parsed = parse_events(_kafka(spark, settings), rules).drop("raw", "raw_text")
+    kafka = _kafka(spark, settings)
+    parsed = parse_events(kafka, rules, fast_path=fast_path).drop("raw", "raw_text")
     _run_all([(parsed, "noop", {})], out)
 
 
@@ -281,7 +286,9 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--batch", type=int, default=250_000, help="messages per micro-batch")
     parser.add_argument(
-        "--designs", default="read,parse,tickstream,original", help="comma-separated subset"
+        "--designs",
+        default="read,parse,parse-full,tickstream,original",
+        help="comma-separated subset",
     )
     args = parser.parse_args()
     designs = args.designs.split(",")
@@ -329,6 +336,7 @@ def main() -> None:
             runners: dict[str, Callable[[], None]] = {
                 "read": lambda: drain_read_only(spark, settings, out),
                 "parse": lambda: drain_read_parse(spark, settings, out),
+                "parse-full": lambda: drain_read_parse(spark, settings, out, fast_path=False),
                 "tickstream": lambda: drain_tickstream(spark, settings),
                 "original": lambda: drain_original(spark, settings, out),
                 "builtin": lambda: drain_builtin(spark, settings, out),
@@ -342,6 +350,7 @@ def main() -> None:
         labels = {
             "read": "read only (noop)",
             "parse": "read + parse (noop)",
+            "parse-full": "read + full parse (noop)",
             "tickstream": "tickstream, all outputs",
             "original": "original design (6 queries)",
             "builtin": "spike (a): built-in operators",

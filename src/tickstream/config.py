@@ -188,8 +188,11 @@ class Settings(BaseSettings):
     processing_trigger: str = Field(
         "1 second", description="How often the stream job runs a micro-batch."
     )
-    max_offsets_per_trigger: int | None = Field(
-        None, description="Cap on Kafka records per micro-batch; unset = no cap."
+    # A backlog (a restart after hours, a burst) is read in batches of at most this many
+    # messages: without a cap, one batch takes all of it, and 2.8 million ticks at once ran
+    # Spark's default 1 GB local-mode heap out of memory (bench/soak.py at 50,000/s).
+    max_offsets_per_trigger: int = Field(
+        500_000, description="Cap on Kafka records per micro-batch (bounds a batch's memory)."
     )
     spark_master: str = Field("local[*]", description="Spark master URL, e.g. spark://host:7077.")
     starting_offsets: Literal["earliest", "latest"] = Field(
@@ -351,9 +354,9 @@ class Settings(BaseSettings):
 
     @field_validator("max_offsets_per_trigger")
     @classmethod
-    def _max_offsets(cls, value: int | None) -> int | None:
-        if value is not None and value <= 0:
-            raise ValueError("expected a whole number > 0, or leave it unset for no cap")
+    def _max_offsets(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("expected a whole number > 0")
         return value
 
     @field_validator("spark_master")

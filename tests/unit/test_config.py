@@ -31,7 +31,7 @@ def test_defaults_match_the_original_design() -> None:
     assert s.window_duration == "1 minute"
     assert s.watermark == "2 minutes"
     assert s.watermark_seconds == 120
-    assert s.max_offsets_per_trigger is None
+    assert s.max_offsets_per_trigger == 500_000
 
 
 def test_environment_is_read_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,7 +48,7 @@ def test_environment_is_read_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_OFFSETS_PER_TRIGGER", "")
-    assert load_settings().max_offsets_per_trigger is None
+    assert load_settings().max_offsets_per_trigger == 500_000
 
 
 def test_dotenv_file_is_read(tmp_path: Path) -> None:

@@ -69,8 +69,7 @@ def kafka_options(settings: Settings, min_partitions: int = 1) -> dict[str, str]
         # Spark has cores (one symbol sits in one partition) is read in slices on every core.
         "minPartitions": str(min_partitions),
     }
-    if settings.max_offsets_per_trigger is not None:
-        options["maxOffsetsPerTrigger"] = str(settings.max_offsets_per_trigger)
+    options["maxOffsetsPerTrigger"] = str(settings.max_offsets_per_trigger)
     options.update(spark_kafka_security(settings))
     return options
 

@@ -38,10 +38,9 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from pyspark.sql.classic.column import Column as ClassicColumn
 
-from tickstream.bars.schema import EVENT_JSON
+from tickstream.bars.schema import EVENT_JSON, FAST_FIELDS
 from tickstream.ticks.schema import SCHEMA_VERSION, SOURCES, SYMBOL_RE
 
 REASONS = (
@@ -62,18 +61,6 @@ REASONS = (
     "ts_out_of_range",
     "ts_mismatch",
     "event_id_conflict",
-)
-# What the fast path returns for a valid tick (io.tickstream.engine.TickParser.FIELDS).
-FAST_FIELDS = T.StructType(
-    [
-        T.StructField("event_id", T.StringType(), False),
-        T.StructField("symbol", T.StringType(), False),
-        T.StructField("seq", T.LongType(), False),
-        T.StructField("ts_epoch_ms", T.LongType(), False),
-        T.StructField("price", T.DoubleType(), False),
-        T.StructField("volume", T.DoubleType(), False),
-        T.StructField("source", T.StringType(), False),
-    ]
 )
 ISO_MS_UTC = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
 

@@ -6,7 +6,7 @@ from pyspark.sql import types as T
 
 from tickstream.bars_columns import BAR_COLUMNS
 
-__all__ = ["BAR", "BAR_COLUMNS", "EVENT_JSON", "LATE", "REJECT", "TICK"]
+__all__ = ["BAR", "BAR_COLUMNS", "EVENT_JSON", "FAST_FIELDS", "LATE", "REJECT", "TICK"]
 
 # The JSON of a message, as parsed. Numbers must be JSON numbers; a type mismatch fills
 # _corrupt_record, which makes the message a reject.
@@ -42,6 +42,14 @@ TICK = T.StructType(
         T.StructField("kafka_partition", T.IntegerType(), False),
         T.StructField("kafka_offset", T.LongType(), False),
         T.StructField("batch_id", T.LongType(), False),
+    ]
+)
+
+# What the parser's fast path returns for a valid tick (io.tickstream.engine.TickParser.FIELDS).
+FAST_FIELDS = T.StructType(
+    [
+        TICK[name]
+        for name in ("event_id", "symbol", "seq", "ts_epoch_ms", "price", "volume", "source")
     ]
 )
 

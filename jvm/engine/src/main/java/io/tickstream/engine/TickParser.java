@@ -136,8 +136,7 @@ public final class TickParser implements UDF2<byte[], Long, Row> {
       switch (name) {
         case "type" -> {
           bit = TYPE;
-          if (v != JsonToken.VALUE_STRING) return null;
-          type = p.getText();
+          type = text(p, v);
         }
         case "schema_version" -> {
           bit = VERSION;
@@ -147,23 +146,24 @@ public final class TickParser implements UDF2<byte[], Long, Row> {
         }
         case "event_id" -> {
           bit = EVENT_ID;
-          if (v != JsonToken.VALUE_STRING) return null;
-          eventId = p.getText();
+          eventId = text(p, v);
         }
         case "symbol" -> {
           bit = SYMBOL;
-          if (v != JsonToken.VALUE_STRING) return null;
-          sym = p.getText();
+          sym = text(p, v);
+        }
+        case "ts" -> {
+          bit = TS;
+          ts = text(p, v);
+        }
+        case "source" -> {
+          bit = SOURCE;
+          source = text(p, v);
         }
         case "seq" -> {
           bit = SEQ;
           if (!isLong(p, v)) return null;
           seq = p.getLongValue();
-        }
-        case "ts" -> {
-          bit = TS;
-          if (v != JsonToken.VALUE_STRING) return null;
-          ts = p.getText();
         }
         case "ts_epoch_ms" -> {
           bit = TS_MS;
@@ -180,11 +180,6 @@ public final class TickParser implements UDF2<byte[], Long, Row> {
           if (!isNumber(v)) return null;
           volume = p.getDoubleValue();
         }
-        case "source" -> {
-          bit = SOURCE;
-          if (v != JsonToken.VALUE_STRING) return null;
-          source = p.getText();
-        }
         default -> {
           return null;
         }
@@ -193,6 +188,8 @@ public final class TickParser implements UDF2<byte[], Long, Row> {
       seen |= bit;
     }
     if (token != JsonToken.END_OBJECT || p.nextToken() != null || seen != ALL) return null;
+    // a text field given another JSON type: the full path names it (bad_type, bad_symbol...)
+    if (type == null || eventId == null || sym == null || ts == null || source == null) return null;
     boolean valid =
         version == schemaVersion
             && "tick".equals(type)
@@ -211,6 +208,11 @@ public final class TickParser implements UDF2<byte[], Long, Row> {
             && ts.equals(iso(tsMs));
     if (!valid) return null;
     return RowFactory.create(eventId, sym, seq, tsMs, price, volume, source);
+  }
+
+  /** The text of a JSON string, or null for any other JSON type. */
+  private static String text(JsonParser p, JsonToken v) throws IOException {
+    return v == JsonToken.VALUE_STRING ? p.getText() : null;
   }
 
   private static boolean isLong(JsonParser p, JsonToken v) throws IOException {

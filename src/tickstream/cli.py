@@ -514,7 +514,7 @@ def jars_path(**options: Any) -> None:
     state = "complete" if cache.is_complete() else "missing: run `tickstream jars fetch`"
     click.echo(
         f"kafka broker:    {cache.kafka_dir}\nspark connector: {cache.connector_dir}\n"
-        f"engine:          {cache.engine_dir}\n({state})"
+        f"delta lake:      {cache.delta_dir}\nengine:          {cache.engine_dir}\n({state})"
     )
 
 

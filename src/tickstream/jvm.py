@@ -1,8 +1,8 @@
 """The JVM side: finding Java, and the jar cache that Maven fills from ``jvm/pom.xml``.
 
-Jars land in ``<TICKSTREAM_HOME>/jars/<component>-<version>/``: one folder for the
-Kafka broker, one for Spark's Kafka connector. Maven runs once; later runs reuse
-the cache and need no network.
+Jars land in ``<TICKSTREAM_HOME>/jars/<component>-<version>/``: one folder each for the
+Kafka broker, Spark's Kafka connector, Delta Lake and tickstream's engine. Maven runs
+once; later runs reuse the cache and need no network.
 """
 
 from __future__ import annotations
@@ -84,13 +84,18 @@ class JarCache:
         return self.root / f"spark-kafka-{self.versions.spark}"
 
     @property
+    def delta_dir(self) -> Path:
+        """Delta Lake for Spark (the lake's table format), at the pinned version."""
+        return self.root / f"delta-{self.versions.delta}"
+
+    @property
     def engine_dir(self) -> Path:
         """tickstream's own JVM code (``jvm/engine``), compiled against the pinned Spark."""
         return self.root / f"engine-{self.versions.spark}"
 
     @property
     def folders(self) -> tuple[Path, ...]:
-        return (self.kafka_dir, self.connector_dir, self.engine_dir)
+        return (self.kafka_dir, self.connector_dir, self.delta_dir, self.engine_dir)
 
     def is_complete(self) -> bool:
         return all((d / _READY_MARK).is_file() for d in self.folders)
@@ -111,19 +116,29 @@ class JarCache:
         return _jars_in(self.kafka_dir)
 
     def connector_jars(self, spark_jars_dir: Path | None = None) -> list[Path]:
-        """The connector and the jars it needs that Spark does not already ship.
-
-        Jars whose artifact Spark already has (scala-library, hadoop-client, slf4j...)
-        are left out, so the driver and executors keep one copy of each class.
-        """
-        shipped = (
-            {_artifact_name(p.name) for p in _jars_in(spark_jars_dir)} if spark_jars_dir else set()
-        )
-        return [p for p in _jars_in(self.connector_dir) if _artifact_name(p.name) not in shipped]
+        """The connector and the jars it needs that Spark does not already ship."""
+        return _not_shipped(self.connector_dir, spark_jars_dir)
 
     def spark_jars(self, spark_jars_dir: Path | None = None) -> list[Path]:
-        """Every jar a Spark session of tickstream attaches: the connector's and the engine's."""
-        return [*self.connector_jars(spark_jars_dir), *_jars_in(self.engine_dir)]
+        """Every jar a Spark session of tickstream attaches: the Kafka connector's, Delta
+        Lake's and the engine's."""
+        return [
+            *self.connector_jars(spark_jars_dir),
+            *_not_shipped(self.delta_dir, spark_jars_dir),
+            *_jars_in(self.engine_dir),
+        ]
+
+
+def _not_shipped(folder: Path, spark_jars_dir: Path | None) -> list[Path]:
+    """The jars of ``folder`` whose artifact Spark does not already have.
+
+    Jars whose artifact Spark ships (scala-library, hadoop-client, slf4j, antlr...) are left out,
+    so the driver and executors keep one copy of each class.
+    """
+    shipped = (
+        {_artifact_name(p.name) for p in _jars_in(spark_jars_dir)} if spark_jars_dir else set()
+    )
+    return [p for p in _jars_in(folder) if _artifact_name(p.name) not in shipped]
 
 
 def _jars_in(folder: Path | None) -> list[Path]:
@@ -179,6 +194,7 @@ def fetch_jars(cache: JarCache, *, quiet: bool = False) -> None:
         "package",
         f"-Dspark.version={v.spark}",
         f"-Dkafka.version={v.kafka}",
+        f"-Ddelta.version={v.delta}",
         f"-Dscala.binary.version={v.scala_binary}",
         f"-Djars.dir={cache.root}",
     ]

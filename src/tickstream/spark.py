@@ -91,6 +91,9 @@ def spark_conf(
         "spark.ui.showConsoleProgress": "false",
         "spark.port.maxRetries": "64",
         "spark.sql.adaptive.enabled": "false",
+        # Delta Lake, the lake's table format (its SQL: OPTIMIZE, VACUUM, DESCRIBE HISTORY).
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),

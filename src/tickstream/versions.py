@@ -1,4 +1,4 @@
-"""The pinned versions of Spark, Scala and Kafka, read from ``versions.env``.
+"""The pinned versions of Spark, Scala, Kafka and Delta Lake, read from ``versions.env``.
 
 ``versions.env`` is the one place that pins them. The build hook reads it to pin
 pyspark, the jar resolver passes it to Maven, and the images read it too. A wheel
@@ -46,6 +46,7 @@ class Versions:
     spark: str
     scala_binary: str
     kafka: str
+    delta: str
 
     @property
     def connector_artifact(self) -> str:
@@ -60,4 +61,5 @@ def pinned() -> Versions:
         spark=pins["SPARK_VERSION"],
         scala_binary=pins["SCALA_BINARY_VERSION"],
         kafka=pins["KAFKA_VERSION"],
+        delta=pins["DELTA_VERSION"],
     )

@@ -33,10 +33,13 @@ def test_poms_hard_code_no_pinned_version() -> None:
         text = pom.read_text()
         assert f"<version>{v.spark}</version>" not in text, pom
         assert f"<version>{v.kafka}</version>" not in text, pom
+        assert f"<version>{v.delta}</version>" not in text, pom
     connector = (build_dir() / "jvm" / "spark-kafka" / "pom.xml").read_text()
     assert "<version>${spark.version}</version>" in connector
     broker = (build_dir() / "jvm" / "kafka-broker" / "pom.xml").read_text()
     assert "<version>${kafka.version}</version>" in broker
+    delta = (build_dir() / "jvm" / "delta" / "pom.xml").read_text()
+    assert "<version>${delta.version}</version>" in delta
 
 
 def test_parse_versions_env() -> None:
@@ -91,22 +94,39 @@ def test_artifact_name(jar: str, artifact: str) -> None:
     assert jvm._artifact_name(jar) == artifact
 
 
-def test_connector_jars_leave_out_what_spark_ships(tmp_path: Path) -> None:
+def test_session_jars_leave_out_what_spark_ships(tmp_path: Path) -> None:
     cache = jvm.JarCache(
-        tmp_path / "jars", Versions(spark="4.0.0", scala_binary="2.13", kafka="4.1.1")
+        tmp_path / "jars",
+        Versions(spark="4.0.0", scala_binary="2.13", kafka="4.1.1", delta="4.0.0"),
     )
-    cache.connector_dir.mkdir(parents=True)
-    for name in (
-        "spark-sql-kafka-0-10_2.13-4.0.0.jar",
-        "kafka-clients-3.9.0.jar",
-        "scala-library-2.13.15.jar",
-    ):
-        (cache.connector_dir / name).touch()
+    folders = {
+        cache.connector_dir: (
+            "spark-sql-kafka-0-10_2.13-4.0.0.jar",
+            "kafka-clients-3.9.0.jar",
+            "scala-library-2.13.15.jar",
+        ),
+        cache.delta_dir: (
+            "delta-spark_2.13-4.0.0.jar",
+            "antlr4-runtime-4.13.1.jar",
+            "scala-library-2.13.13.jar",
+        ),
+        cache.engine_dir: ("tickstream-engine.jar",),
+    }
+    for folder, names in folders.items():
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / name).touch()
     spark_jars = tmp_path / "spark-jars"
     spark_jars.mkdir()
     (spark_jars / "scala-library-2.13.16.jar").touch()
-    names = [p.name for p in cache.connector_jars(spark_jars)]
-    assert names == ["kafka-clients-3.9.0.jar", "spark-sql-kafka-0-10_2.13-4.0.0.jar"]
+    (spark_jars / "antlr4-runtime-4.13.1.jar").touch()
+    connector = [p.name for p in cache.connector_jars(spark_jars)]
+    assert connector == ["kafka-clients-3.9.0.jar", "spark-sql-kafka-0-10_2.13-4.0.0.jar"]
+    assert [p.name for p in cache.spark_jars(spark_jars)] == [
+        *connector,
+        "delta-spark_2.13-4.0.0.jar",
+        "tickstream-engine.jar",
+    ]
     assert not cache.is_complete()
 
 

@@ -15,6 +15,7 @@ BASE_DEPENDENCIES = [
     "pydantic-settings>=2.7",
     "click>=8.1",
     "duckdb>=1.1",
+    "deltalake>=1.0",
     "pyarrow>=17",
     "numpy>=1.26",
 ]

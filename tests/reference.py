@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+from deltalake import DeltaTable
 
 BAR_SQL = """
 SELECT
@@ -56,16 +58,29 @@ def reference_bars(ticks: Iterable[dict[str, Any]], window_ms: int) -> list[tupl
     return con.execute(BAR_SQL.format(window_ms=window_ms)).fetchall()
 
 
-def lake_bars(output_path: str) -> list[tuple[Any, ...]]:
-    """The bars/ folder read directly by DuckDB (not by Spark), in BAR_COLUMNS order."""
+def lake_sql(output_path: str | Path, sql: str) -> list[tuple[Any, ...]]:
+    """SQL over the lake's Delta tables, each a view of its name (``bars``, ``ticks``, ``rejects``,
+    ``late``), read through the table's log by the deltalake package (not by Spark, nor by
+    tickstream's own reader) into DuckDB."""
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
-    return con.execute(
-        f"""
-        SELECT symbol, window_start, window_end, open, high, low, close, volume, vwap,
-               trade_count, price_avg, pct_change, date
-        FROM read_parquet('{output_path}/bars/*/*.parquet', hive_partitioning = true,
-                          hive_types = {{'date': VARCHAR}})
-        ORDER BY window_start, symbol
+    for table in ("bars", "ticks", "rejects", "late"):
+        path = Path(output_path) / table
+        if any((path / "_delta_log").glob("*.json")):  # its first commit is there
+            con.register(table, DeltaTable(path.as_posix()).to_pyarrow_dataset())
+    return con.execute(sql).fetchall()
+
+
+def lake_bars(output_path: str | Path) -> list[tuple[Any, ...]]:
+    """The bars table, in BAR_COLUMNS order (times as UTC without a zone, as the reference);
+    empty before its first commit."""
+    if not any((Path(output_path) / "bars" / "_delta_log").glob("*.json")):
+        return []
+    return lake_sql(
+        output_path,
         """
-    ).fetchall()
+        SELECT symbol, window_start::TIMESTAMP, window_end::TIMESTAMP, open, high, low, close,
+               volume, vwap, trade_count, price_avg, pct_change, date
+        FROM bars ORDER BY window_start, symbol
+        """,
+    )

@@ -19,6 +19,7 @@ from tickstream.bars.lake import local_path
 from tickstream.bars.state import Snapshot, Totals
 from tickstream.config import Settings
 from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security
+from tickstream.lake import connect, is_delta_table
 
 
 @dataclass
@@ -125,14 +126,10 @@ def committed_offsets(checkpoint: Path, topic: str) -> dict[int, int]:
 def _count(
     con: duckdb.DuckDBPyConnection, root: Path, table: str, expr: str = "count(*)", where: str = ""
 ) -> int:
-    if not any((root / table).glob("date=*/*.parquet")):
+    """``expr`` over the rows of a lake table (a view of ``con``, see :func:`lake.connect`)."""
+    if not is_delta_table(root, table):
         return 0
-    glob = str(root / table / "date=*" / "*.parquet")
-    row = con.execute(
-        f"SELECT coalesce({expr}, 0) FROM read_parquet(?, hive_partitioning = true, "  # noqa: S608
-        f"hive_types = {{'date': VARCHAR}}) {where}",
-        [glob],
-    ).fetchone()
+    row = con.execute(f"SELECT coalesce({expr}, 0) FROM {table} {where}").fetchone()  # noqa: S608
     return int(row[0]) if row else 0
 
 
@@ -150,8 +147,7 @@ def reconcile(
     consumed = sum(committed.get(p, low) - low for p, (low, _high) in offsets.items())
     lag = sum(high - committed.get(p, low) for p, (low, high) in offsets.items())
 
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con = connect(root)
     lake = {
         "bars": _count(con, root, "bars"),
         "ticks_in_bars": _count(con, root, "bars", "sum(trade_count)"),

@@ -13,10 +13,11 @@ from typing import Any
 
 import duckdb
 import pytest
+from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from tests.helpers import wait_until
-from tests.reference import lake_bars, reference_bars
+from tests.reference import lake_bars, lake_sql, reference_bars
 from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings, load_settings
@@ -66,12 +67,19 @@ def assert_reconciled(settings: Settings) -> None:
     assert report.lag == 0
 
 
-def lake_files(out: Path) -> list[str]:
-    return sorted(
-        str(p.relative_to(out))
-        for p in out.rglob("*")
-        if p.is_file() and "_checkpoints" not in p.parts
-    )
+def assert_tables_whole(out: Path) -> None:
+    """Every data file a table's Delta log commits is on disk, whole (a reader goes by the log,
+    so a killed batch's files, never committed, are not read); the CSV copy holds only
+    published files, named by batch."""
+    for table in ("bars", "ticks", "rejects", "late"):
+        path = out / table
+        if any((path / "_delta_log").glob("*.json")):
+            read = {Path(uri) for uri in DeltaTable(path.as_posix()).file_uris()}
+            assert read, table
+            assert all(p.is_file() and p.name.startswith("part-") for p in read), table
+    csv = [p for p in (out / "bars_csv").rglob("*") if p.is_file()]
+    assert csv
+    assert all(p.name.startswith("part-") and p.suffix == ".csv" for p in csv)
 
 
 def test_bars_equal_the_independent_computation(
@@ -108,14 +116,10 @@ def test_bars_equal_the_independent_computation(
     )
     assert csv_rows == [(len(expected), 120_000)]
     # The archive holds each tick once.
-    archive = duck(
-        f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{out}/ticks/*/*.parquet')"
-    )
+    archive = lake_sql(out, "SELECT count(*), count(DISTINCT event_id) FROM ticks")
     assert archive == [(120_000, 120_000)]
     # Every bad message is in rejects/ with its reason; nothing else is.
-    rejects = duck(
-        f"SELECT reason, count(*) FROM read_parquet('{out}/rejects/*/*.parquet') GROUP BY reason"
-    )
+    rejects = lake_sql(out, "SELECT reason, count(*) FROM rejects GROUP BY reason")
     assert Counter(dict(rejects)) == Counter(sent.rejects)
     totals = job.latest_snapshot().totals
     assert totals.ticks_accepted == 120_000
@@ -124,8 +128,7 @@ def test_bars_equal_the_independent_computation(
     assert totals.rejected_total == len(sent.rejects)
     assert totals.bars == len(expected)
     assert_reconciled(settings)
-    # Only published files, named by batch: nothing partial, nothing temporary.
-    assert all(f.split("/")[-1].startswith("part-") for f in lake_files(out))
+    assert_tables_whole(out)
 
 
 def test_late_ticks_are_recorded_not_lost(
@@ -153,9 +156,7 @@ def test_late_ticks_are_recorded_not_lost(
     job = BarsJob(settings, spark)
     job.start(once=True).awaitTermination(300)
 
-    late = duck(
-        f"SELECT event_id, late_by_ms, watermark FROM read_parquet('{out}/late/*/*.parquet')"
-    )
+    late = lake_sql(out, "SELECT event_id, late_by_ms, watermark FROM late")
     assert len(late) == 1
     assert late[0][0] == "late-one"
     assert late[0][1] == ticks[-1].ts_epoch_ms + 10 * WINDOW_MS - 120_000 - late_tick.ts_epoch_ms
@@ -246,16 +247,11 @@ def test_killed_at_random_points_the_output_is_still_exact(
     assert last.returncode == 0, output
 
     assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
-    dupes = duck(
-        "SELECT count(*) - count(DISTINCT (symbol, window_start)) "
-        f"FROM read_parquet('{out}/bars/*/*.parquet')"
-    )
+    dupes = lake_sql(out, "SELECT count(*) - count(DISTINCT (symbol, window_start)) FROM bars")
     assert dupes == [(0,)]
-    archive = duck(
-        f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{out}/ticks/*/*.parquet')"
-    )
+    archive = lake_sql(out, "SELECT count(*), count(DISTINCT event_id) FROM ticks")
     assert archive == [(120_000, 120_000)]
-    assert all(f.split("/")[-1].startswith("part-") for f in lake_files(out))
+    assert_tables_whole(out)
     settings = load_settings(
         {"kafka_bootstrap_servers": kafka_broker, "kafka_topic": topic, "output_path": out}
     )
@@ -305,7 +301,7 @@ def test_a_quiet_market_closes_its_last_bar(
         window_end = last_ts - last_ts % 5000 + 5000
 
         def last_bar_published() -> bool:
-            rows = lake_bars(str(out)) if (out / "bars").is_dir() else []
+            rows = lake_bars(out)
             return any(r[2].timestamp() * 1000 == window_end for r in rows)
 
         wait_until(last_bar_published, timeout=60, interval=0.2, message="the last bar")

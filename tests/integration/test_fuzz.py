@@ -13,10 +13,9 @@ from tests.integration.test_bars_job import (
     WINDOW_MS,
     as_dicts,
     assert_reconciled,
-    duck,
     settings_for,
 )
-from tests.reference import lake_bars, reference_bars
+from tests.reference import lake_bars, lake_sql, reference_bars
 from tests.streams import es_ticks, send_fuzzed, send_heartbeat
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
@@ -43,18 +42,17 @@ def test_ten_thousand_malformed_messages(
     query.awaitTermination(900)
     assert query.exception() is None
 
-    rejects = duck(
-        f"SELECT reason, count(*) FROM read_parquet('{out}/rejects/*/*.parquet') GROUP BY reason"
-    )
+    rejects = lake_sql(out, "SELECT reason, count(*) FROM rejects GROUP BY reason")
     assert Counter(dict(rejects)) == Counter(sent.rejects)
     assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
     totals = job.latest_snapshot().totals
     assert totals.rejected_total == 10_500
     assert totals.ticks_accepted == 60_000
     # Where each reject came from is kept, raw bytes included.
-    located = duck(
-        f"SELECT count(*) FROM read_parquet('{out}/rejects/*/*.parquet') "
-        'WHERE topic IS NOT NULL AND "partition" >= 0 AND "offset" >= 0'
+    located = lake_sql(
+        out,
+        'SELECT count(*) FROM rejects WHERE topic IS NOT NULL AND "partition" >= 0 '
+        'AND "offset" >= 0',
     )
     assert located == [(10_500,)]
     assert_reconciled(settings)

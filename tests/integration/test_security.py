@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import repo_jars_dir
 from tests.kafka_helpers import consume_all
+from tests.reference import lake_sql
 from tickstream.config import load_settings
 from tickstream.kafka_admin import TopicSpec, ensure_topics
 from tickstream.kafka_local import LocalKafka, free_port
@@ -116,13 +117,8 @@ def test_right_credentials_work_end_to_end(secured: tuple[str, str], tmp_path: P
     assert streamed.returncode == 0, streamed.stdout + streamed.stderr
     for done in (produced, streamed):
         assert SECRET not in done.stdout + done.stderr
-    import duckdb
 
-    rows = (
-        duckdb.connect()
-        .execute(f"SELECT count(*) FROM read_parquet('{out}/ticks/*/*.parquet')")
-        .fetchall()
-    )
+    rows = lake_sql(out, "SELECT count(*) FROM ticks")
     assert rows[0][0] >= 3000
 
 

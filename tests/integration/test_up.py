@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.conftest import repo_jars_dir
 from tests.helpers import wait_until
+from tests.reference import lake_sql
 from tickstream.kafka_local import LocalKafka, free_port
 
 
@@ -77,5 +78,5 @@ def test_up_streams_bars_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert f"kafka stopped (was 127.0.0.1:{port})" in text
     assert "Traceback" not in text
     assert LocalKafka(home, port=port).status() is None  # the broker `up` started is gone
-    assert any((out / "bars").glob("date=*/*.parquet"))
+    assert lake_sql(out, "SELECT count(*) > 0 FROM bars") == [(True,)]
     assert any((out / "bars_csv").glob("date=*/*.csv"))

@@ -9,7 +9,8 @@ lake's files. This module only orchestrates.
 
 Everything depends only on the batch's Kafka offsets (fixed by Spark's offset log), the state
 store's version of the batch before, and the driver's record of the batch before
-(:mod:`tickstream.bars.state`), so a batch that runs again after a crash rewrites the same files.
+(:mod:`tickstream.bars.state`), so a batch that runs again after a crash computes the same rows;
+the lake's Delta tables skip a batch already committed (:mod:`tickstream.bars.lake`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pyspark.sql import functions as F
 from tickstream.bars import partials as P
 from tickstream.bars.lake import LakeWriter, local_path
 from tickstream.bars.parse import Rules
-from tickstream.bars.schema import BAR_COLUMNS
+from tickstream.bars.schema import BAR, BAR_COLUMNS
 from tickstream.bars.source import Index, classify, read_events
 from tickstream.bars.state import NO_TIME, Snapshot, StateStore, Totals
 from tickstream.bars.steps import (
@@ -179,14 +180,14 @@ class BarsJob:
             bars = [P.to_bar(p, self.window_ms) for p in closed]
 
             if summary.count("late"):
-                self.lake.write(late_ticks(tagged, watermark, batch_id), "late", batch_id)
+                self.lake.append(late_ticks(tagged, watermark, batch_id), "late", batch_id)
             if summary.rejected:
                 self._write_rejects(tagged, batch_id)
             if summary.count("accepted"):
-                self.lake.write(accepted_ticks(tagged, batch_id), "ticks", batch_id)
+                self.lake.append(accepted_ticks(tagged, batch_id), "ticks", batch_id)
             if bars:
-                self.lake.write_rows(bars, BAR_COLUMNS, "bars", batch_id)
-                self.lake.write_rows(bars, BAR_COLUMNS, "bars_csv", batch_id, fmt="csv")
+                self.lake.append_rows(self.spark, bars, BAR, "bars", batch_id)
+                self.lake.write_csv(bars, BAR_COLUMNS, "bars_csv", batch_id)
         finally:
             tagged.unpersist()
 
@@ -233,7 +234,7 @@ class BarsJob:
         rejects = reject_rows(
             tagged, self.settings.kafka_topic, self.settings.max_message_bytes, batch_id
         )
-        self.lake.write(rejects, "rejects", batch_id)
+        self.lake.append(rejects, "rejects", batch_id)
         if self.settings.dlq_topic:
             (
                 rejects.select(

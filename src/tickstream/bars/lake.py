@@ -1,13 +1,19 @@
 """Writing the lake so that any reader sees each micro-batch exactly once and whole.
 
-Spark writes a batch's rows into a staging folder under ``_checkpoints/``, outside the
-lake; then each staged file is renamed into place under a name fixed by the batch:
-``<table>/date=YYYY-MM-DD/part-<batch id>.<ext>``. A rename is atomic, so readers
-(DuckDB, pyarrow, pandas, Spark) never see a partial file, and a batch that runs again
-after a crash writes the same names again: it replaces its files, it never adds to them.
+``bars``, ``ticks``, ``rejects`` and ``late`` are Delta Lake tables partitioned by ``date``. A
+micro-batch appends to each table in one Delta commit, so a reader of the table (Spark, the
+``deltalake`` package, anything that reads Delta's log) sees all of the batch's rows, across
+every date it spans, or none of them. Each commit carries the job's transaction id and the batch
+id (Delta's ``txnAppId``/``txnVersion``): a batch that runs again after a crash finds its commit
+already there, and Delta skips it instead of appending the rows twice.
 
-The lake must be on a filesystem every Spark process sees at the same path (a local
-folder in local mode; a shared mount on a cluster).
+``bars_csv`` stays a folder of plain CSV files, one per date and batch: Spark writes a batch's
+rows into a staging folder under ``_checkpoints/``, then each staged file is renamed into place
+under a name fixed by the batch (``bars_csv/date=YYYY-MM-DD/part-<batch id>.csv``). A rename is
+atomic, and a batch that runs again writes the same names: it replaces its files.
+
+The lake must be on a filesystem every Spark process sees at the same path (a local folder in
+local mode; a shared mount on a cluster).
 """
 
 from __future__ import annotations
@@ -19,19 +25,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
-EXTENSIONS = {"parquet": "parquet", "csv": "csv"}
+# The job's transaction id in every table's Delta log; the version is the micro-batch id.
+TXN_APP_ID = "tickstream-bars-job"
+DELTA_TABLES = ("bars", "ticks", "rejects", "late")
 
 
 def local_path(output_path: str | Path) -> Path:
     text = str(output_path)
     if "://" in text and not text.startswith("file://"):
         raise ValueError(
-            f"OUTPUT_PATH {text} is not a local or mounted folder; the lake needs atomic renames "
-            "on a filesystem that every Spark process sees at the same path"
+            f"OUTPUT_PATH {text} is not a local or mounted folder; the lake needs a filesystem "
+            "that every Spark process sees at the same path"
         )
     return Path(text.removeprefix("file://")).resolve()
 
@@ -41,50 +48,44 @@ class LakeWriter:
         self.root = root
         self.staging = root / "_checkpoints" / "staging"
 
-    def write(self, df: DataFrame, table: str, batch_id: int, fmt: str = "parquet") -> list[Path]:
-        """Publish ``df`` (with a ``date`` column) as this batch's files of ``table``."""
-        stage = self.staging / table / f"batch={batch_id}"
-        shutil.rmtree(stage, ignore_errors=True)
-        writer = df.coalesce(1).write.mode("overwrite").partitionBy("date")
-        if fmt == "csv":
-            writer = writer.option("header", "true").option(
-                "timestampFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
-            )
-        writer.format(fmt).save(stage.as_posix())
-        published = []
-        ext = EXTENSIONS[fmt]
-        for part_dir in sorted(stage.glob("date=*")):
-            files = sorted(part_dir.glob(f"part-*.{ext}")) or sorted(
-                p for p in part_dir.glob("part-*") if not p.name.endswith(".crc")
-            )
-            for index, staged in enumerate(files):
-                published.append(self._publish(staged, table, part_dir.name, batch_id, ext, index))
-        shutil.rmtree(stage, ignore_errors=True)
-        return published
+    def append(self, df: DataFrame, table: str, batch_id: int) -> None:
+        """Append ``df`` (with a ``date`` column) to the Delta table ``table``, as this batch's
+        one commit: skipped if the batch already committed to it (a re-run after a crash)."""
+        (
+            df.coalesce(1)
+            .write.format("delta")
+            .mode("append")
+            .partitionBy("date")
+            .option("txnAppId", TXN_APP_ID)
+            .option("txnVersion", batch_id)
+            .save((self.root / table).as_posix())
+        )
 
-    def _publish(
-        self, staged: Path, table: str, partition: str, batch_id: int, ext: str, index: int = 0
-    ) -> Path:
+    def append_rows(
+        self,
+        spark: SparkSession,
+        rows: Sequence[dict[str, Any]],
+        schema: T.StructType,
+        table: str,
+        batch_id: int,
+    ) -> None:
+        """Append a few rows computed on the driver (the bars of a batch), as :meth:`append`."""
+        names = schema.fieldNames()
+        frame = spark.createDataFrame([tuple(r[c] for c in names) for r in rows], schema)
+        self.append(frame, table, batch_id)
+
+    def _publish(self, staged: Path, table: str, partition: str, batch_id: int, ext: str) -> Path:
         """Rename a staged file into the lake under the name fixed by its batch (atomic)."""
-        suffix = "" if index == 0 else f"-{index}"
-        target = self.root / table / partition / f"part-{batch_id:012d}{suffix}.{ext}"
+        target = self.root / table / partition / f"part-{batch_id:012d}.{ext}"
         target.parent.mkdir(parents=True, exist_ok=True)
         staged.replace(target)
         return target
 
-    def write_rows(
-        self,
-        rows: Sequence[dict[str, Any]],
-        columns: Sequence[str],
-        table: str,
-        batch_id: int,
-        fmt: str = "parquet",
+    def write_csv(
+        self, rows: Sequence[dict[str, Any]], columns: Sequence[str], table: str, batch_id: int
     ) -> list[Path]:
-        """Publish a few rows computed on the driver (the bars of a batch) without a Spark job:
-        the same files, names and atomic renames as :meth:`write`, Parquet and CSV alike.
-
-        Timestamps go to Parquet as INT96, as Spark writes them, so that every file of a table
-        has the same types whoever wrote it.
+        """Publish a few rows computed on the driver as this batch's CSV file of each date,
+        without a Spark job: staged, then renamed into place under the name fixed by the batch.
         """
         published = []
         by_date: dict[str, list[dict[str, Any]]] = {}
@@ -94,32 +95,12 @@ class LakeWriter:
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
         fields = [c for c in columns if c != "date"]
-        ext = EXTENSIONS[fmt]
         for date, group in sorted(by_date.items()):
-            staged = stage / f"date={date}.{ext}"
-            if fmt == "csv":
-                _write_csv(staged, fields, group)
-            else:
-                arrow = pa.Table.from_pylist(
-                    [{c: r[c] for c in fields} for r in group], schema=_arrow_schema(fields)
-                )
-                pq.write_table(arrow, staged, use_deprecated_int96_timestamps=True)
-            published.append(self._publish(staged, table, f"date={date}", batch_id, ext))
+            staged = stage / f"date={date}.csv"
+            _write_csv(staged, fields, group)
+            published.append(self._publish(staged, table, f"date={date}", batch_id, "csv"))
         shutil.rmtree(stage, ignore_errors=True)
         return published
-
-
-_ARROW_TYPES = {
-    "symbol": pa.string(),
-    "window_start": pa.timestamp("us", tz="UTC"),
-    "window_end": pa.timestamp("us", tz="UTC"),
-    "trade_count": pa.int64(),
-}
-
-
-def _arrow_schema(fields: Sequence[str]) -> pa.Schema:
-    """The bar table's Parquet schema: its columns as Spark types them (doubles elsewhere)."""
-    return pa.schema([pa.field(c, _ARROW_TYPES.get(c, pa.float64())) for c in fields])
 
 
 def _write_csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:

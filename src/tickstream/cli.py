@@ -518,6 +518,34 @@ def jars_path(**options: Any) -> None:
     )
 
 
+# --- tickstream lake -------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def lake() -> None:
+    """The lake's Delta tables (bars, ticks, rejects, late)."""
+
+
+@lake.command("convert")
+@settings_options("output_path", *HOME_FIELDS)
+def lake_convert(**options: Any) -> None:
+    """Turn tables written as plain Parquet by an earlier tickstream into Delta tables in place."""
+    from tickstream.bars.lake import convert_to_delta, local_path, parquet_tables
+    from tickstream.spark import build_spark
+
+    settings = settings_from(options)
+    root = local_path(settings.output_path)
+    if not parquet_tables(root):
+        click.echo(f"nothing to convert in {root}: its tables are Delta tables already")
+        return
+    spark = build_spark(settings, app_name="tickstream-lake-convert")
+    try:
+        converted = convert_to_delta(spark, root)
+    finally:
+        spark.stop()
+    click.echo(f"converted to Delta tables in {root}: {', '.join(converted)}")
+
+
 # --- tickstream config / up ------------------------------------------------------------------
 
 

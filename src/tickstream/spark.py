@@ -94,6 +94,9 @@ def spark_conf(
         # Delta Lake, the lake's table format (its SQL: OPTIMIZE, VACUUM, DESCRIBE HISTORY).
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Delta rebuilds a table's state with this many tasks (default 50): the lake's logs
+        # are small, and one task halves the cost of an append (docs/lake.md).
+        "spark.databricks.delta.snapshotPartitions": "1",
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),

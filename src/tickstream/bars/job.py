@@ -28,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tickstream.bars import partials as P
-from tickstream.bars.lake import LakeWriter, local_path
+from tickstream.bars.lake import LakeWriter, local_path, parquet_tables
 from tickstream.bars.parse import Rules
 from tickstream.bars.schema import BAR, BAR_COLUMNS
 from tickstream.bars.source import Index, classify, read_events
@@ -42,6 +42,7 @@ from tickstream.bars.steps import (
     with_outcome,
 )
 from tickstream.config import Settings
+from tickstream.errors import TickstreamError
 from tickstream.kafka_admin import spark_kafka_security
 
 if TYPE_CHECKING:
@@ -101,6 +102,13 @@ class BarsJob:
     def start(self, *, once: bool = False) -> StreamingQuery:
         """Start the query; ``once`` processes what the topic holds now, then stops."""
         self.state.latest()  # a record this engine cannot read: one line now, not a failed batch
+        old = parquet_tables(self.root)
+        if old:
+            raise TickstreamError(
+                f"{self.root} holds tables written as plain Parquet files by an earlier "
+                f"tickstream ({', '.join(old)}); the lake's tables are Delta tables now",
+                "run `tickstream lake convert` to turn them into Delta tables in place",
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         self.index = Index(
             self.root / "_checkpoints" / "bars_index",

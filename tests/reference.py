@@ -58,15 +58,23 @@ def reference_bars(ticks: Iterable[dict[str, Any]], window_ms: int) -> list[tupl
     return con.execute(BAR_SQL.format(window_ms=window_ms)).fetchall()
 
 
+LAKE_TABLES = ("bars", "ticks", "rejects", "late")
+
+
+def has_commit(table: Path) -> bool:
+    """Whether a Delta table has its first commit (Delta makes ``_delta_log/`` before it)."""
+    return any((table / "_delta_log").glob("*.json"))
+
+
 def lake_sql(output_path: str | Path, sql: str) -> list[tuple[Any, ...]]:
     """SQL over the lake's Delta tables, each a view of its name (``bars``, ``ticks``, ``rejects``,
     ``late``), read through the table's log by the deltalake package (not by Spark, nor by
     tickstream's own reader) into DuckDB."""
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
-    for table in ("bars", "ticks", "rejects", "late"):
+    for table in LAKE_TABLES:
         path = Path(output_path) / table
-        if any((path / "_delta_log").glob("*.json")):  # its first commit is there
+        if has_commit(path):
             con.register(table, DeltaTable(path.as_posix()).to_pyarrow_dataset())
     return con.execute(sql).fetchall()
 
@@ -74,7 +82,7 @@ def lake_sql(output_path: str | Path, sql: str) -> list[tuple[Any, ...]]:
 def lake_bars(output_path: str | Path) -> list[tuple[Any, ...]]:
     """The bars table, in BAR_COLUMNS order (times as UTC without a zone, as the reference);
     empty before its first commit."""
-    if not any((Path(output_path) / "bars" / "_delta_log").glob("*.json")):
+    if not has_commit(Path(output_path) / "bars"):
         return []
     return lake_sql(
         output_path,

@@ -47,6 +47,12 @@ def connect(root: Path, tables: tuple[str, ...] = DELTA_TABLES) -> duckdb.DuckDB
     return con
 
 
+def tables_in(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The lake's tables that :func:`connect` found committed and registered in ``con``."""
+    rows = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    return {name for (name,) in rows} & set(DELTA_TABLES)
+
+
 def read_bars(
     root: Path,
     *,
@@ -56,7 +62,8 @@ def read_bars(
     limit: int | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Bars ordered by window and symbol, filtered by symbol and [start, end) on window_start."""
-    if not is_delta_table(root, "bars"):
+    con = connect(root, ("bars",))
+    if "bars" not in tables_in(con):
         return list(BAR_COLUMNS), []
     where: list[str] = []
     params: list[object] = []
@@ -75,5 +82,5 @@ def read_bars(
     # Delta's timestamps are instants; shown as UTC wall-clock times, as the bars' CSV has them.
     columns = [f"{c}::TIMESTAMP AS {c}" if c.startswith("window_") else c for c in BAR_COLUMNS]
     sql = f"SELECT {', '.join(columns)} FROM bars{filters}{tail}"  # noqa: S608
-    rows = connect(root, ("bars",)).execute(sql, params).fetchall()
+    rows = con.execute(sql, params).fetchall()
     return list(BAR_COLUMNS), rows

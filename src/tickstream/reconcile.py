@@ -19,7 +19,7 @@ from tickstream.bars.lake import local_path
 from tickstream.bars.state import Snapshot, Totals
 from tickstream.config import Settings
 from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security
-from tickstream.lake import connect, is_delta_table
+from tickstream.lake import connect, tables_in
 
 
 @dataclass
@@ -124,10 +124,11 @@ def committed_offsets(checkpoint: Path, topic: str) -> dict[int, int]:
 
 
 def _count(
-    con: duckdb.DuckDBPyConnection, root: Path, table: str, expr: str = "count(*)", where: str = ""
+    con: duckdb.DuckDBPyConnection, table: str, expr: str = "count(*)", where: str = ""
 ) -> int:
-    """``expr`` over the rows of a lake table (a view of ``con``, see :func:`lake.connect`)."""
-    if not is_delta_table(root, table):
+    """``expr`` over the rows of a lake table (a view of ``con``, see :func:`lake.connect`);
+    0 for a table with no commit yet."""
+    if table not in tables_in(con):
         return 0
     row = con.execute(f"SELECT coalesce({expr}, 0) FROM {table} {where}").fetchone()  # noqa: S608
     return int(row[0]) if row else 0
@@ -149,11 +150,11 @@ def reconcile(
 
     con = connect(root)
     lake = {
-        "bars": _count(con, root, "bars"),
-        "ticks_in_bars": _count(con, root, "bars", "sum(trade_count)"),
-        "archive": _count(con, root, "ticks"),
-        "rejects": _count(con, root, "rejects"),
-        "late": _count(con, root, "late"),
+        "bars": _count(con, "bars"),
+        "ticks_in_bars": _count(con, "bars", "sum(trade_count)"),
+        "archive": _count(con, "ticks"),
+        "rejects": _count(con, "rejects"),
+        "late": _count(con, "late"),
     }
     open_ticks = snapshot.open_rows
     t = snapshot.totals
@@ -182,14 +183,13 @@ def reconcile(
     ]
     report = Report(topic_messages, consumed, lag, t, open_ticks, lake, checks, (start, end))
     if start is not None or end is not None:
-        _range_checks(report, con, root, snapshot, settings, start, end)
+        _range_checks(report, con, snapshot, settings, start, end)
     return report
 
 
 def _range_checks(
     report: Report,
     con: duckdb.DuckDBPyConnection,
-    root: Path,
     snapshot: Snapshot,
     settings: Settings,
     start: datetime | None,
@@ -208,11 +208,9 @@ def _range_checks(
     window_ms = settings.window_ms
     # A bar belongs to the range when its window does; count archive ticks by their window too.
     tick_window = f"make_timestamp((ts_epoch_ms - ts_epoch_ms % {window_ms}) * 1000)"
-    report.lake["range_archive"] = _count(con, root, "ticks", where=where(tick_window))
-    report.lake["range_in_bars"] = _count(
-        con, root, "bars", "sum(trade_count)", where("window_start")
-    )
-    report.lake["range_late"] = _count(con, root, "late", where=where("ts"))
+    report.lake["range_archive"] = _count(con, "ticks", where=where(tick_window))
+    report.lake["range_in_bars"] = _count(con, "bars", "sum(trade_count)", where("window_start"))
+    report.lake["range_late"] = _count(con, "late", where=where("ts"))
     low, high = _epoch_ms(start), _epoch_ms(end)
     open_in_range = sum(
         p.count

@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from tests.helpers import wait_until
-from tests.reference import lake_bars, lake_sql, reference_bars
+from tests.reference import LAKE_TABLES, has_commit, lake_bars, lake_sql, reference_bars
 from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings, load_settings
@@ -71,9 +71,9 @@ def assert_tables_whole(out: Path) -> None:
     """Every data file a table's Delta log commits is on disk, whole (a reader goes by the log,
     so a killed batch's files, never committed, are not read); the CSV copy holds only
     published files, named by batch."""
-    for table in ("bars", "ticks", "rejects", "late"):
+    for table in LAKE_TABLES:
         path = out / table
-        if any((path / "_delta_log").glob("*.json")):
+        if has_commit(path):
             read = {Path(uri) for uri in DeltaTable(path.as_posix()).file_uris()}
             assert read, table
             assert all(p.is_file() and p.name.startswith("part-") for p in read), table

@@ -5,40 +5,43 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from tests.reference import lake_sql
 from tickstream.bars.job import BarsJob
-from tickstream.bars.lake import convert_to_delta, parquet_tables
+from tickstream.bars.lake import LakeWriter, convert_to_delta, parquet_tables
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
 
 
-def test_a_batch_appended_twice_with_the_same_transaction_is_written_once(
+def test_a_batch_appended_again_is_skipped_also_after_a_restart(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    """What the lake relies on for exactly-once: a micro-batch re-run after a crash commits with
-    the same (txnAppId, txnVersion) and Delta skips it."""
-    table = (tmp_path / "ticks").as_posix()
+    """What the lake relies on for exactly-once: a micro-batch run again after a crash finds its
+    commit, marked with its batch id, and appends nothing; a commit by someone else (compaction)
+    is stepped over when a new run reads the marks."""
 
-    def append(batch_id: int, rows: list[tuple[str, int]]) -> None:
-        frame = spark.createDataFrame(rows, "symbol string, n long")
-        (
-            frame.write.format("delta")
-            .mode("append")
-            .option("txnAppId", "bars-job")
-            .option("txnVersion", batch_id)
-            .save(table)
+    def frame(rows: list[tuple[str, int]]) -> DataFrame:
+        return spark.createDataFrame(
+            [(s, n, "2026-11-28") for s, n in rows], "symbol string, n long, date string"
         )
 
-    append(0, [("ES", 1), ("NQ", 2)])
-    append(1, [("ES", 3)])
-    append(1, [("ES", 3)])  # the re-run of batch 1
-    append(0, [("ES", 1), ("NQ", 2)])  # an older batch
-    rows = spark.read.format("delta").load(table).orderBy("n").collect()
-    assert [(r.symbol, r.n) for r in rows] == [("ES", 1), ("NQ", 2), ("ES", 3)]
-    history = spark.sql(f"DESCRIBE HISTORY delta.`{table}`").collect()
-    assert len(history) == 2
+    writer = LakeWriter(tmp_path)
+    writer.append(frame([("ES", 1), ("NQ", 2)]), "ticks", 0)
+    writer.append(frame([("ES", 3)]), "ticks", 1)
+    writer.append(frame([("ES", 3)]), "ticks", 1)  # the same run, batch 1 again
+    spark.sql(f"OPTIMIZE delta.`{(tmp_path / 'ticks').as_posix()}`")  # a commit not the job's
+    restarted = LakeWriter(tmp_path)  # a new run: reads the marks from the log
+    assert restarted.last_batch("ticks") == 1
+    restarted.append(frame([("ES", 3)]), "ticks", 1)  # batch 1 run again after a crash
+    restarted.append(frame([("NQ", 4)]), "ticks", 2)
+    assert restarted.last_batch("late") == -1  # a table never written
+    assert lake_sql(tmp_path, "SELECT symbol, n FROM ticks ORDER BY n") == [
+        ("ES", 1),
+        ("NQ", 2),
+        ("ES", 3),
+        ("NQ", 4),
+    ]
 
 
 def test_a_lake_of_plain_parquet_tables_is_refused_then_converted_in_place(

@@ -29,9 +29,11 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-# The job's transaction id in every table's Delta log; the version is the micro-batch id.
+from tickstream.lake import DELTA_TABLES
+
+# Marks the job's commits in each table's Delta log: ``<TXN_APP_ID>:<batch id>`` in their
+# ``commitInfo.userMetadata`` (see LakeWriter.append).
 TXN_APP_ID = "tickstream-bars-job"
-DELTA_TABLES = ("bars", "ticks", "rejects", "late")
 
 
 def last_committed_batch(log: Path) -> int:

@@ -68,8 +68,8 @@ def kafka_options(settings: Settings, min_partitions: int = 1) -> dict[str, str]
         # Reading and parsing are most of a batch's work: a topic with fewer partitions than
         # Spark has cores (one symbol sits in one partition) is read in slices on every core.
         "minPartitions": str(min_partitions),
+        "maxOffsetsPerTrigger": str(settings.max_offsets_per_trigger),
     }
-    options["maxOffsetsPerTrigger"] = str(settings.max_offsets_per_trigger)
     options.update(spark_kafka_security(settings))
     return options
 

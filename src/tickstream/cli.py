@@ -320,6 +320,8 @@ STREAM_FIELDS = (
     "console_bars",
     "spark_master",
     "spark_shuffle_partitions",
+    "lake_compaction",
+    "lake_compaction_interval",
     *HOME_FIELDS,
 )
 
@@ -345,7 +347,7 @@ def run_stream(
     check_access(settings)  # wrong credentials or a missing topic: one line, before Spark starts
     console = Console(echo=click.echo, show_bars=settings.console_bars)
     spark = build_spark(settings, app_name="tickstream-bars", ui=ui)
-    job = BarsJob(settings, spark, on_batch=console.on_batch)
+    job = BarsJob(settings, spark, on_batch=console.on_batch, notify=notify)
     with stop_on_signals(stop, notify, "finishing the current micro-batch"):
         query = job.start(once=once)
         notify(
@@ -356,8 +358,7 @@ def run_stream(
         while query.isActive and not stop.is_set():
             query.awaitTermination(1)
             console.tick()
-        if stop.is_set():
-            job.stop()
+        job.stop()  # on a signal; after --once, it ends the lake's compaction thread
         console.tick(force=True)
         error = job.failure()
         if error is not None:
@@ -544,6 +545,68 @@ def lake_convert(**options: Any) -> None:
     finally:
         spark.stop()
     click.echo(f"converted to Delta tables in {root}: {', '.join(converted)}")
+
+
+@lake.command("optimize")
+@settings_options("output_path", "spark_master", *HOME_FIELDS)
+@click.option(
+    "--zorder/--no-zorder",
+    default=False,
+    show_default=True,
+    help="Also cluster each table's rows by symbol and time (rewrites every file).",
+)
+def lake_optimize(zorder: bool, **options: Any) -> None:
+    """Compact the small files of every table's date partitions into a few large ones.
+
+    Safe while the job runs: the compaction commits no data change, readers see the same rows
+    before and after, and the job's appends never conflict with it. The job also compacts its
+    finished date partitions by itself (LAKE_COMPACTION, LAKE_COMPACTION_INTERVAL).
+    """
+    from tickstream.bars.lake import local_path
+    from tickstream.bars.maintenance import optimize
+    from tickstream.spark import build_spark
+
+    settings = settings_from(options)
+    root = local_path(settings.output_path)
+    spark = build_spark(settings, app_name="tickstream-lake-optimize")
+    try:
+        done = optimize(spark, root, zorder=zorder)
+    finally:
+        spark.stop()
+    if not done:
+        click.echo(f"nothing to compact in {root}: no table has a commit yet")
+    for c in done:
+        click.echo(
+            f"{c.table}: {c.files_removed} files compacted into {c.files_added} "
+            f"in {c.partitions} date partition{'s' if c.partitions != 1 else ''}"
+        )
+
+
+@lake.command("vacuum")
+@settings_options("output_path", "lake_retention", "spark_master", *HOME_FIELDS)
+def lake_vacuum(**options: Any) -> None:
+    """Delete data files no table version within LAKE_RETENTION still uses.
+
+    Files replaced by a compaction, and those of micro-batches that crashed before their
+    commit, stay until then: a reader that started earlier may still be reading them, and
+    time travel to a version within the retention works. Safe while the job runs.
+    """
+    from tickstream.bars.lake import local_path
+    from tickstream.bars.maintenance import vacuum
+    from tickstream.spark import build_spark
+
+    settings = settings_from(options)
+    root = local_path(settings.output_path)
+    spark = build_spark(settings, app_name="tickstream-lake-vacuum")
+    try:
+        done = vacuum(spark, root, settings.lake_retention_hours)
+    finally:
+        spark.stop()
+    if not done:
+        click.echo(f"nothing to vacuum in {root}: no table has a commit yet")
+    for v in done:
+        unused = f"unused for {settings.lake_retention}"
+        click.echo(f"{v.table}: {v.files_deleted} files {unused} deleted")
 
 
 # --- tickstream config / up ------------------------------------------------------------------

@@ -218,6 +218,18 @@ class Settings(BaseSettings):
         4, description="Spark shuffle partitions of the bars job (more on a cluster)."
     )
 
+    # Lake maintenance
+    lake_compaction: bool = Field(
+        True, description="The job compacts the finished date partitions of its tables."
+    )
+    lake_compaction_interval: str = Field(
+        "10 minutes", description="How often the job looks for date partitions to compact."
+    )
+    lake_retention: str = Field(
+        "7 days",
+        description="`tickstream lake vacuum` deletes replaced files older than this.",
+    )
+
     # Local state
     tickstream_home: Path = Field(
         Path(".tickstream"),
@@ -347,9 +359,24 @@ class Settings(BaseSettings):
     def _dlq(cls, value: str | None) -> str | None:
         return None if value is None else cls._topic(value)
 
-    @field_validator("window_duration", "watermark", "processing_trigger", "tick_max_ahead")
+    @field_validator(
+        "window_duration",
+        "watermark",
+        "processing_trigger",
+        "tick_max_ahead",
+        "lake_compaction_interval",
+    )
     @classmethod
     def _duration(cls, value: str) -> str:
+        return normalize_duration(value)
+
+    @field_validator("lake_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if duration_seconds(value) < 3600:
+            # A reader that started before a compaction reads the files it replaced until it
+            # ends; VACUUM must leave them that long.
+            raise ValueError("expected at least 1 hour: a running reader still needs old files")
         return normalize_duration(value)
 
     @field_validator("max_offsets_per_trigger")
@@ -398,6 +425,14 @@ class Settings(BaseSettings):
     @property
     def trigger_seconds(self) -> float:
         return duration_seconds(self.processing_trigger)
+
+    @property
+    def lake_compaction_seconds(self) -> float:
+        return duration_seconds(self.lake_compaction_interval)
+
+    @property
+    def lake_retention_hours(self) -> float:
+        return duration_seconds(self.lake_retention) / 3600
 
     @property
     def jars_dir(self) -> Path:

@@ -46,6 +46,9 @@ logger.dag.level = error
 # Spark's own report would add a stack trace, also when a graceful stop ends a batch early.
 logger.mbe.name = org.apache.spark.sql.execution.streaming.MicroBatchExecution
 logger.mbe.level = fatal
+# Delta's OPTIMIZE and VACUUM plans are wide; Spark warns once that it shortened their text.
+logger.strings.name = org.apache.spark.sql.catalyst.util.SparkStringUtils
+logger.strings.level = error
 """
 
 
@@ -67,16 +70,35 @@ def check_pyspark_version() -> None:
         )
 
 
+MAINTENANCE_POOL = "lake-maintenance"
+
+# The pools of Spark's fair scheduler: the micro-batches run in the default one, the lake's
+# compaction (tickstream.bars.maintenance) in its own; each gets its share of the cores.
+_POOL = "<schedulingMode>FIFO</schedulingMode><weight>1</weight><minShare>0</minShare>"
+_POOLS = f"""<?xml version="1.0"?>
+<allocations>
+  <pool name="default">{_POOL}</pool>
+  <pool name="{MAINTENANCE_POOL}">{_POOL}</pool>
+</allocations>
+"""
+
+
+def _config_file(path: Path, text: str) -> Path:
+    """``path`` holding ``text`` (written when missing or different)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
 def spark_conf(
     settings: Settings, *, ui: bool = False, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The configuration every tickstream session starts from."""
     jars = ensure_jars(settings.jars_dir, quiet=True)
     connector = jars.spark_jars(spark_jars_dir())
-    log4j = settings.tickstream_home.resolve() / "spark-log4j2.properties"
-    log4j.parent.mkdir(parents=True, exist_ok=True)
-    if not log4j.is_file() or log4j.read_text(encoding="utf-8") != _LOG4J2:
-        log4j.write_text(_LOG4J2, encoding="utf-8")
+    log4j = _config_file(settings.tickstream_home.resolve() / "spark-log4j2.properties", _LOG4J2)
+    pools = _config_file(settings.tickstream_home.resolve() / "spark-pools.xml", _POOLS)
     # HotSpot does not JIT-compile methods over 8,000 bytes of bytecode by default; the code
     # Spark generates for parsing and validating a message is larger, and interpreted it runs
     # several times slower (measured in bench/stream_throughput.py).
@@ -91,6 +113,10 @@ def spark_conf(
         "spark.ui.showConsoleProgress": "false",
         "spark.port.maxRetries": "64",
         "spark.sql.adaptive.enabled": "false",
+        # The lake's compaction runs beside the micro-batches in a pool of its own: fair
+        # scheduling shares the cores between them instead of queueing one behind the other.
+        "spark.scheduler.mode": "FAIR",
+        "spark.scheduler.allocation.file": str(pools),
         # Delta Lake, the lake's table format (its SQL: OPTIMIZE, VACUUM, DESCRIBE HISTORY).
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 
 from tickstream.bars import partials as P
 from tickstream.bars.lake import LakeWriter, local_path, parquet_tables
+from tickstream.bars.maintenance import Compactor
 from tickstream.bars.parse import Rules
 from tickstream.bars.schema import BAR, BAR_COLUMNS
 from tickstream.bars.source import Index, classify, read_events
@@ -76,6 +77,7 @@ class BarsJob:
         spark: SparkSession,
         *,
         on_batch: Callable[[BatchReport], None] | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.spark = spark
@@ -90,6 +92,8 @@ class BarsJob:
         )
         self.window_ms = settings.window_ms
         self.on_batch = on_batch
+        self.notify = notify or (lambda message: None)
+        self.compactor: Compactor | None = None
         self.stopping = threading.Event()
         self._batch_lock = threading.Lock()
         self.query: StreamingQuery | None = None
@@ -128,7 +132,21 @@ class BarsJob:
         else:
             writer = writer.trigger(processingTime=self.settings.processing_trigger)
         self.query = writer.start()
+        if self.settings.lake_compaction:
+            self.compactor = Compactor(
+                self.spark,
+                self.root,
+                self.settings.lake_compaction_seconds,
+                watermark=self._watermark,
+                active=lambda: self.query is not None and self.query.isActive,
+                notify=self.notify,
+            )
+            self.compactor.start()
         return self.query
+
+    def _watermark(self) -> int | None:
+        report = self.last_report
+        return report.watermark_ms if report and report.watermark_ms != NO_TIME else None
 
     def stop(self, timeout: float = 120.0) -> None:
         """Let the running micro-batch finish, then stop the query (no batch is cut short)."""
@@ -139,6 +157,9 @@ class BarsJob:
         # that batch blocked inside Spark's callback and query.stop() waiting for it forever.
         if self._batch_lock.acquire(timeout=timeout):
             self._batch_lock.release()
+        if self.compactor is not None:
+            # A compaction cut short commits nothing: its files go with the next VACUUM.
+            self.compactor.stop(timeout=10)
         if self.query is not None:
             self.query.stop()
 

@@ -1,0 +1,195 @@
+"""Compaction and retention of the lake's Delta tables, while the job writes and a reader reads."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from tests.integration.test_bars_job import as_dicts, assert_reconciled, settings_for
+from tests.reference import has_commit, lake_bars, lake_sql, reference_bars
+from tests.streams import es_ticks, send_heartbeat, send_hostile
+from tickstream.bars.job import BarsJob
+from tickstream.bars.lake import LakeWriter
+from tickstream.bars.maintenance import optimize, vacuum
+from tickstream.config import Settings
+
+HOUR_MS = 3_600_000
+
+
+class Reader:
+    """Reads the ``ticks`` table through its Delta log (the deltalake package) over and over,
+    and records every read that had a doubled row or lost a row an earlier read had."""
+
+    def __init__(self, table: Path, pause: float = 0.25) -> None:
+        self.table = table
+        self.pause = pause
+        self.reads: list[tuple[int, int]] = []  # (table version, rows)
+        self.faults: list[str] = []
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> Reader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(120)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if not has_commit(self.table):
+                self._stop.wait(0.2)
+                continue
+            dt = DeltaTable(self.table.as_posix())
+            ids = dt.to_pyarrow_table(columns=["event_id"]).column("event_id").to_pylist()
+            now = set(ids)
+            if len(now) != len(ids):
+                self.faults.append(f"version {dt.version()}: {len(ids) - len(now)} doubled rows")
+            if not self.seen <= now:
+                lost = len(self.seen - now)
+                self.faults.append(f"version {dt.version()}: {lost} rows an earlier read had")
+            self.seen = now
+            self.reads.append((dt.version(), len(ids)))
+            self._stop.wait(self.pause)  # leave the cores to the writer most of the time
+
+
+def files_per_date(table: Path) -> dict[str, int]:
+    actions = pa.table(DeltaTable(table.as_posix()).get_add_actions(flatten=True)).to_pydict()
+    return dict(Counter(actions["partition.date"]))
+
+
+def data_files(table: Path) -> set[Path]:
+    """The table's Parquet data files on disk (not its log's checkpoints)."""
+    return set(table.glob("date=*/*.parquet"))
+
+
+def optimize_versions(table: Path) -> list[int]:
+    history = DeltaTable(table.as_posix()).history()
+    return sorted(h["version"] for h in history if h["operation"] == "OPTIMIZE")
+
+
+def all_ticks(out: Path) -> list[tuple[Any, ...]]:
+    return lake_sql(out, "SELECT * FROM ticks ORDER BY event_id")
+
+
+def test_the_job_compacts_the_dates_it_has_finished_while_it_runs(
+    kafka_broker: str,
+    make_topic: Callable[..., str],
+    spark: SparkSession,
+    base_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """Over 50 micro-batches, the job compacts each date partition the watermark has left, by
+    itself, while ingestion goes on; a reader running all along never sees a row twice or
+    loses one, and the bars still equal the independent computation."""
+    topic = make_topic(partitions=3)
+    ticks = es_ticks()[::24]  # 5,000 real ticks over three dates (2013-09-01 to 09-03, UTC)
+    send_hostile(kafka_broker, topic, ticks, duplicate_share=0, garbage_every=10**9)
+    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 2 * HOUR_MS)
+    out = tmp_path / "lake"
+    settings = settings_for(
+        base_settings,
+        kafka_broker,
+        topic,
+        out,
+        max_offsets_per_trigger=100,  # about 50 micro-batches, each a commit to ticks
+        window_duration="1 hour",
+        lake_compaction_interval="1 second",
+    )
+    ticks_table = out / "ticks"
+    job = BarsJob(settings, spark)
+    with Reader(ticks_table) as reader:
+        job.start(once=True).awaitTermination(600)
+    assert job.query is not None
+    assert job.query.exception() is None
+    assert job.latest_snapshot().batch_id >= 49
+
+    # Two compactions of ticks, each as the watermark left a date; the date the watermark is
+    # still in keeps its small files.
+    compactions = optimize_versions(ticks_table)
+    assert len(compactions) == 2
+    per_date = files_per_date(ticks_table)
+    assert per_date["2013-09-01"] == 1
+    assert per_date["2013-09-02"] == 1
+    assert per_date["2013-09-03"] > 10
+    # The reader read before and after the job's compactions, and never saw a fault.
+    versions = [v for v, _ in reader.reads]
+    assert min(versions) < compactions[0] < compactions[-1] < max(versions)
+    assert reader.faults == []
+    assert len(reader.seen) == len(ticks)
+
+    assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), HOUR_MS)
+    assert_reconciled(settings)
+
+
+@pytest.mark.timeout(900)
+def test_500_micro_batch_commits_compacted_then_vacuumed_while_a_reader_reads(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """500 commits to ``ticks`` through the job's writer (the append each micro-batch makes);
+    `lake optimize` leaves one file per date with the same rows, a reader running during the
+    compaction never sees a row twice or misses one, and VACUUM deletes only replaced files."""
+    ticks = es_ticks()[::24][:5000]
+    rows = [
+        (
+            t.symbol,
+            t.ts_epoch_ms,
+            t.price,
+            t.volume,
+            t.seq,
+            t.event_id,
+            i // 10,  # the micro-batch it is committed by
+        )
+        for i, t in enumerate(ticks)
+    ]
+    frame = (
+        spark.createDataFrame(
+            rows,
+            "symbol string, ts_epoch_ms long, price double, volume double, seq long, "
+            "event_id string, batch_id long",
+        )
+        .withColumn("ts", F.timestamp_millis("ts_epoch_ms"))
+        .withColumn("date", F.date_format("ts", "yyyy-MM-dd"))
+        .cache()
+    )
+    writer = LakeWriter(tmp_path)
+    for batch_id in range(500):
+        writer.append(frame.filter(F.col("batch_id") == batch_id), "ticks", batch_id)
+    frame.unpersist()
+
+    ticks_table = tmp_path / "ticks"
+    assert len(DeltaTable(ticks_table.as_posix()).history()) == 500
+    small = files_per_date(ticks_table)
+    assert sum(small.values()) >= 500
+    before = all_ticks(tmp_path)
+    assert len(before) == 5000
+
+    with Reader(ticks_table, pause=0.05) as reader:
+        done = optimize(spark, tmp_path)
+    assert done[0].files_removed == sum(small.values())
+    assert files_per_date(ticks_table) == {"2013-09-01": 1, "2013-09-02": 1, "2013-09-03": 1}
+    assert all_ticks(tmp_path) == before
+    (compaction,) = optimize_versions(ticks_table)
+    versions = [v for v, _ in reader.reads]
+    assert min(versions) < compaction <= max(versions)  # read before and after it
+    assert reader.faults == []
+
+    # VACUUM with no retention deletes every replaced file; what the log lists stays.
+    on_disk = data_files(ticks_table)
+    listed = {Path(uri) for uri in DeltaTable(ticks_table.as_posix()).file_uris()}
+    assert listed < on_disk
+    deleted = {v.table: v.files_deleted for v in vacuum(spark, tmp_path, 0.0)}
+    assert deleted == {"ticks": len(on_disk - listed)}
+    assert data_files(ticks_table) == listed
+    assert all_ticks(tmp_path) == before

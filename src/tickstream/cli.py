@@ -71,7 +71,7 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tickstream")
 def cli() -> None:
-    """tickstream: stock ticks into Kafka, event-time OHLCV bars with Spark, a Parquet/CSV lake.
+    """tickstream: stock ticks into Kafka, event-time OHLCV bars with Spark, a Delta/CSV lake.
 
     Every setting is an environment variable (WATERMARK) and a flag (--watermark);
     a flag wins. Run `tickstream COMMAND --help` for a command's settings.
@@ -378,10 +378,12 @@ def stream(once: bool, ui: bool, **options: Any) -> None:
 
     \b
     Writes under OUTPUT_PATH:
-      bars/date=YYYY-MM-DD/       closed bars (Parquet)    bars_csv/  the same as CSV
-      ticks/date=YYYY-MM-DD/      the valid ticks, deduplicated
-      rejects/  late/             bad messages with reasons; ticks after their bar closed
+      bars/   (Delta table)       closed bars              bars_csv/  the same as CSV
+      ticks/  (Delta table)       the valid ticks, deduplicated
+      rejects/  late/  (Delta)    bad messages with reasons; ticks after their bar closed
       _checkpoints/               Spark's checkpoint and the job's state
+
+    Compacts each date partition once the watermark has left it (LAKE_COMPACTION).
 
     Prints each bar as it closes and the job's progress every few seconds. Ctrl-C or
     SIGTERM lets the running micro-batch finish, then exits 0; a restart resumes from

@@ -123,6 +123,11 @@ def spark_conf(
         # Delta rebuilds a table's state with this many tasks (default 50): the lake's logs
         # are small, and one task halves the cost of an append (docs/lake.md).
         "spark.databricks.delta.snapshotPartitions": "1",
+        # Delta keeps min/max/null counts of the first N columns (default 32) of each file in
+        # the log, so a reader can skip files. Readers filter by symbol and time, the first two
+        # columns of ticks, late and bars: statistics of the others would only make the log
+        # (and every snapshot of it) larger. New tables only (docs/lake.md).
+        "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols": "2",
         "spark.sql.streaming.stateStore.providerClass": (
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
         ),

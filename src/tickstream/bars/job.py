@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,10 @@ from tickstream.kafka_admin import spark_kafka_security
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
+
+
+# A batch's tick archive is written by one task per this many rows (up to one per core).
+ARCHIVE_ROWS_PER_FILE = 100_000
 
 
 @dataclass
@@ -94,6 +99,10 @@ class BarsJob:
         self.on_batch = on_batch
         self.notify = notify or (lambda message: None)
         self.compactor: Compactor | None = None
+        self.parallel_writes = True  # off: one table after the other (bench/stream_throughput)
+        # Threads kept for the life of the job: each Python thread that calls Spark holds a
+        # connection to the JVM of its own.
+        self._writers = ThreadPoolExecutor(4, thread_name_prefix="lake-write")
         self.stopping = threading.Event()
         self._batch_lock = threading.Lock()
         self.query: StreamingQuery | None = None
@@ -162,6 +171,7 @@ class BarsJob:
             self.compactor.stop(timeout=10)
         if self.query is not None:
             self.query.stop()
+        self._writers.shutdown(wait=False)
 
     def failure(self) -> Exception | None:
         """Why the query ended, or None: stopped on request, or finished (``once``).
@@ -208,15 +218,22 @@ class BarsJob:
             closed, still_open = P.split_closed(windows, new_watermark, self.window_ms)
             bars = [P.to_bar(p, self.window_ms) for p in closed]
 
+            # Each table is its own Delta log: the batch's appends run at the same time, each
+            # a Spark job of its own (the tick archive's is the long one; the others use the
+            # cores it leaves idle). Each is skipped on a re-run that finds its commit.
+            writes: list[Callable[[], None]] = []
             if summary.count("late"):
-                self.lake.append(late_ticks(tagged, watermark, batch_id), "late", batch_id)
+                late = late_ticks(tagged, watermark, batch_id)
+                writes.append(lambda: self.lake.append(late, "late", batch_id))
             if summary.rejected:
-                self._write_rejects(tagged, batch_id)
+                writes.append(lambda: self._write_rejects(tagged, batch_id))
             if summary.count("accepted"):
-                self.lake.append(accepted_ticks(tagged, batch_id), "ticks", batch_id)
+                accepted = accepted_ticks(tagged, batch_id)
+                files = self._archive_files(summary.count("accepted"))
+                writes.append(lambda: self.lake.append(accepted, "ticks", batch_id, files=files))
             if bars:
-                self.lake.append_rows(self.spark, bars, BAR, "bars", batch_id)
-                self.lake.write_csv(bars, BAR_COLUMNS, "bars_csv", batch_id)
+                writes.append(lambda: self._write_bars(bars, batch_id))
+            self._run_all(writes)
         finally:
             tagged.unpersist()
 
@@ -258,6 +275,30 @@ class BarsJob:
             seconds=time.monotonic() - started,
             totals=totals,
         )
+
+    def _archive_files(self, accepted: int) -> int:
+        """Files per date of a batch's tick archive: one, or one per core for a large batch (a
+        backlog), which one task would write alone; compaction merges them later."""
+        if not self.parallel_writes:
+            return 1
+        cores = self.spark.sparkContext.defaultParallelism
+        return max(1, min(cores, accepted // ARCHIVE_ROWS_PER_FILE))
+
+    def _write_bars(self, bars: list[dict[str, Any]], batch_id: int) -> None:
+        self.lake.append_rows(self.spark, bars, BAR, "bars", batch_id)
+        self.lake.write_csv(bars, BAR_COLUMNS, "bars_csv", batch_id)
+
+    def _run_all(self, writes: list[Callable[[], None]]) -> None:
+        """Run the batch's writes, at the same time unless ``parallel_writes`` is off; the first
+        failure is raised once they have all ended (the batch then fails, and runs again)."""
+        if not self.parallel_writes or len(writes) < 2:
+            for write in writes:
+                write()
+            return
+        futures = [self._writers.submit(write) for write in writes]
+        wait(futures)
+        for future in futures:
+            future.result()
 
     def _write_rejects(self, tagged: DataFrame, batch_id: int) -> None:
         rejects = reject_rows(

@@ -91,9 +91,10 @@ class LakeWriter:
         self.staging = root / "_checkpoints" / "staging"
         self._committed: dict[str, int] = {}  # table -> the last batch it holds (read once)
 
-    def append(self, df: DataFrame, table: str, batch_id: int) -> None:
+    def append(self, df: DataFrame, table: str, batch_id: int, *, files: int = 1) -> None:
         """Append ``df`` (with a ``date`` column) to the Delta table ``table``, as this batch's
-        one commit: skipped if the batch already committed to it (a re-run after a crash).
+        one commit (``files`` files per date): skipped if the batch already committed to it (a
+        re-run after a crash).
 
         The commit carries the batch id in its ``userMetadata``. Delta's own idempotent writes
         (``txnAppId``/``txnVersion``) cost a rebuild of the table's state at every append
@@ -103,7 +104,7 @@ class LakeWriter:
         if batch_id <= self.last_batch(table):
             return
         (
-            df.coalesce(1)
+            df.coalesce(files)
             .write.format("delta")
             .mode("append")
             .partitionBy("date")

@@ -76,7 +76,8 @@ def spark(base_settings: Settings) -> Iterator[SparkSession]:
     """A real local SparkSession with the Kafka connector attached from the jar cache."""
     from tickstream.spark import build_spark
 
-    session = build_spark(base_settings, app_name="tickstream-tests")
+    # With Hadoop's S3A filesystem: test_object_store writes to a local S3 server.
+    session = build_spark(base_settings, app_name="tickstream-tests", object_store=True)
     try:
         yield session
     finally:

@@ -92,11 +92,18 @@ def _config_file(path: Path, text: str) -> Path:
 
 
 def spark_conf(
-    settings: Settings, *, ui: bool = False, extra: Mapping[str, str] | None = None
+    settings: Settings,
+    *,
+    ui: bool = False,
+    extra: Mapping[str, str] | None = None,
+    object_store: bool | None = None,
 ) -> dict[str, str]:
-    """The configuration every tickstream session starts from."""
+    """The configuration every tickstream session starts from. ``object_store`` attaches
+    Hadoop's S3A filesystem (default: when OUTPUT_PATH is an ``s3a://`` URI)."""
     jars = ensure_jars(settings.jars_dir, quiet=True)
-    connector = jars.spark_jars(spark_jars_dir())
+    if object_store is None:
+        object_store = str(settings.output_path).startswith("s3a:")
+    connector = jars.spark_jars(spark_jars_dir(), object_store=object_store)
     log4j = _config_file(settings.tickstream_home.resolve() / "spark-log4j2.properties", _LOG4J2)
     pools = _config_file(settings.tickstream_home.resolve() / "spark-pools.xml", _POOLS)
     # HotSpot does not JIT-compile methods over 8,000 bytes of bytecode by default; the code
@@ -183,6 +190,7 @@ def build_spark(
     *,
     ui: bool = False,
     extra: Mapping[str, str] | None = None,
+    object_store: bool | None = None,
 ) -> SparkSession:
     """A SparkSession with the Kafka connector attached, quiet logs, UTC time."""
     find_java()
@@ -190,7 +198,7 @@ def build_spark(
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    conf = spark_conf(settings, ui=ui, extra=extra)
+    conf = spark_conf(settings, ui=ui, extra=extra, object_store=object_store)
     _launch_jvm_in_own_session(conf, app_name)
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():

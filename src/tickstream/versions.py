@@ -47,6 +47,8 @@ class Versions:
     scala_binary: str
     kafka: str
     delta: str
+    hadoop: str
+    s3proxy: str
 
     @property
     def connector_artifact(self) -> str:
@@ -62,4 +64,6 @@ def pinned() -> Versions:
         scala_binary=pins["SCALA_BINARY_VERSION"],
         kafka=pins["KAFKA_VERSION"],
         delta=pins["DELTA_VERSION"],
+        hadoop=pins["HADOOP_VERSION"],
+        s3proxy=pins["S3PROXY_VERSION"],
     )

@@ -97,7 +97,14 @@ def test_artifact_name(jar: str, artifact: str) -> None:
 def test_session_jars_leave_out_what_spark_ships(tmp_path: Path) -> None:
     cache = jvm.JarCache(
         tmp_path / "jars",
-        Versions(spark="4.0.0", scala_binary="2.13", kafka="4.1.1", delta="4.0.0"),
+        Versions(
+            spark="4.0.0",
+            scala_binary="2.13",
+            kafka="4.1.1",
+            delta="4.0.0",
+            hadoop="3.4.1",
+            s3proxy="2.6.0",
+        ),
     )
     folders = {
         cache.connector_dir: (
@@ -110,6 +117,8 @@ def test_session_jars_leave_out_what_spark_ships(tmp_path: Path) -> None:
             "antlr4-runtime-4.13.1.jar",
             "scala-library-2.13.13.jar",
         ),
+        cache.hadoop_aws_dir: ("hadoop-aws-3.4.1.jar", "bundle-2.24.6.jar"),
+        cache.s3proxy_dir: ("s3proxy-2.6.0.jar", "jetty-server-11.0.24.jar"),  # tests only
         cache.engine_dir: ("tickstream-engine.jar",),
     }
     for folder, names in folders.items():
@@ -127,6 +136,8 @@ def test_session_jars_leave_out_what_spark_ships(tmp_path: Path) -> None:
         "delta-spark_2.13-4.0.0.jar",
         "tickstream-engine.jar",
     ]
+    with_s3a = [p.name for p in cache.spark_jars(spark_jars, object_store=True)]
+    assert with_s3a[-3:] == ["bundle-2.24.6.jar", "hadoop-aws-3.4.1.jar", "tickstream-engine.jar"]
     assert not cache.is_complete()
 
 

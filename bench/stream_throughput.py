@@ -14,7 +14,8 @@ of the test data; the JVM's start-up is timed separately):
   of a batch written as Parquet into a staging folder by Spark, then renamed into place), for
   the Delta writer's cost side by side; ``all-stats``: the job with Delta's default file
   statistics (min/max/nulls of the first 32 columns, instead of the two readers filter by);
-  ``serial-writes``: the job appending a batch's tables one after the other, not at once;
+  ``serial-writes``: the job appending a batch's tables one after the other, not at once, and
+  its tick archive with one task;
 - ``builtin`` (``--designs ...,builtin``): the design spike of Spark's built-in stateful
   operators (see ``drain_builtin`` and docs/engine.md);
 - ``original``: the design tickstream started from, written here as the baseline: six queries on

@@ -245,6 +245,19 @@ class Settings(BaseSettings):
         parse_bootstrap(value)
         return ",".join(part.strip() for part in value.split(","))
 
+    @field_validator("output_path", mode="before")
+    @classmethod
+    def _output_path(cls, value: Any) -> Any:
+        # Checked before it becomes a Path, which would fold 's3a://b/x' into a local 's3a:/b/x'.
+        text = str(value)
+        scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*)://", text)
+        if scheme and scheme.group(1).lower() != "file":
+            raise ValueError(
+                f"expected a local folder or a shared mount; {scheme.group(1)}:// object storage "
+                "is not supported as the lake's location yet"
+            )
+        return text.removeprefix("file://") if scheme else value
+
     @field_validator("kafka_ssl_ca_location")
     @classmethod
     def _ca(cls, value: Path | None) -> Path | None:

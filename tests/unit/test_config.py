@@ -121,3 +121,14 @@ def test_settings_are_frozen() -> None:
     s = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         s.kafka_topic = "other"  # type: ignore[misc]
+
+
+def test_an_object_store_output_path_is_refused_not_made_a_local_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Path would fold 's3a://bucket/lake' into a local folder 's3a:/bucket/lake'."""
+    monkeypatch.setenv("OUTPUT_PATH", "s3a://bucket/lake")
+    with pytest.raises(ConfigError, match=r"OUTPUT_PATH='s3a://bucket/lake'.*not supported"):
+        load_settings()
+    monkeypatch.delenv("OUTPUT_PATH")
+    assert load_settings({"output_path": "file:///tmp/lake"}).output_path == Path("/tmp/lake")

@@ -87,8 +87,20 @@ def es(path: Path) -> ReplaySource:
 # --- the designs --------------------------------------------------------------------------------
 
 
-def drain_tickstream(spark: SparkSession, settings: Settings) -> None:
+def drain_tickstream(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    parquet_lake: bool = False,
+    parallel_writes: bool = True,
+) -> None:
+    """The bars job, ``--once``; ``parquet_lake``: with the pre-Delta lake writer, one table
+    after the other as the job wrote its lake then; ``parallel_writes`` off: the batch's Delta
+    appends one after the other, the tick archive by one task."""
     job = BarsJob(settings, spark)
+    if parquet_lake:
+        job.lake = ParquetLakeWriter(job.root)
+    job.parallel_writes = parallel_writes and not parquet_lake
     query = job.start(once=True)
     query.awaitTermination()
     if query.exception() is not None:
@@ -121,36 +133,13 @@ class ParquetLakeWriter(LakeWriter):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        stage = self.staging / table / f"batch={batch_id}"
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir(parents=True)
-        by_date: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_date.setdefault(row["date"], []).append(row)
-        for date, group in by_date.items():
-            staged = stage / f"date={date}.parquet"
-            pq.write_table(pa.Table.from_pylist(group), staged)
-            self._publish(staged, table, f"date={date}", batch_id, "parquet")
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def drain_parquet_lake(spark: SparkSession, settings: Settings) -> None:
-    job = BarsJob(settings, spark)
-    job.lake = ParquetLakeWriter(job.root)
-    job.parallel_writes = False  # as the job wrote its lake then: one table after the other
-    query = job.start(once=True)
-    query.awaitTermination()
-    if query.exception() is not None:
-        raise SystemExit(f"tickstream (parquet lake) failed: {query.exception()}")
-
-
-def drain_serial_writes(spark: SparkSession, settings: Settings) -> None:
-    job = BarsJob(settings, spark)
-    job.parallel_writes = False  # the batch's Delta appends one after the other
-    query = job.start(once=True)
-    query.awaitTermination()
-    if query.exception() is not None:
-        raise SystemExit(f"tickstream (serial writes) failed: {query.exception()}")
+        self.publish_by_date(
+            rows,
+            table,
+            batch_id,
+            "parquet",
+            lambda path, group: pq.write_table(pa.Table.from_pylist(group), path),
+        )
 
 
 def drain_all_stats(spark: SparkSession, settings: Settings) -> None:
@@ -418,9 +407,9 @@ def main() -> None:
                 "parse": lambda: drain_read_parse(spark, settings, out),
                 "parse-full": lambda: drain_read_parse(spark, settings, out, fast_path=False),
                 "tickstream": lambda: drain_tickstream(spark, settings),
-                "parquet-lake": lambda: drain_parquet_lake(spark, settings),
+                "parquet-lake": lambda: drain_tickstream(spark, settings, parquet_lake=True),
                 "all-stats": lambda: drain_all_stats(spark, settings),
-                "serial-writes": lambda: drain_serial_writes(spark, settings),
+                "serial-writes": lambda: drain_tickstream(spark, settings, parallel_writes=False),
                 "original": lambda: drain_original(spark, settings, out),
                 "builtin": lambda: drain_builtin(spark, settings, out),
             }

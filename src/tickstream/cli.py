@@ -6,7 +6,9 @@ import sys
 from collections.abc import Callable
 from datetime import UTC as UTC_ZONE
 from datetime import datetime
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import click
 
@@ -14,7 +16,11 @@ from tickstream import __version__
 from tickstream.config import Settings, env_name, flag_name, load_settings
 from tickstream.errors import TickstreamError
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 KAFKA_FIELDS = ("kafka_bootstrap_servers", "kafka_topic")
 SECURITY_FIELDS = (
@@ -529,23 +535,31 @@ def lake() -> None:
     """The lake's Delta tables (bars, ticks, rejects, late)."""
 
 
+def _on_lake(
+    settings: Settings, root: Path, command: str, work: Callable[[SparkSession, Path], R]
+) -> R:
+    """Run ``work`` on the lake at ``root`` in a Spark session of its own, stopped after."""
+    from tickstream.spark import build_spark
+
+    spark = build_spark(settings, app_name=f"tickstream-lake-{command}")
+    try:
+        return work(spark, root)
+    finally:
+        spark.stop()
+
+
 @lake.command("convert")
 @settings_options("output_path", *HOME_FIELDS)
 def lake_convert(**options: Any) -> None:
     """Turn tables written as plain Parquet by an earlier tickstream into Delta tables in place."""
     from tickstream.bars.lake import convert_to_delta, local_path, parquet_tables
-    from tickstream.spark import build_spark
 
     settings = settings_from(options)
     root = local_path(settings.output_path)
     if not parquet_tables(root):
         click.echo(f"nothing to convert in {root}: its tables are Delta tables already")
         return
-    spark = build_spark(settings, app_name="tickstream-lake-convert")
-    try:
-        converted = convert_to_delta(spark, root)
-    finally:
-        spark.stop()
+    converted = _on_lake(settings, root, "convert", convert_to_delta)
     click.echo(f"converted to Delta tables in {root}: {', '.join(converted)}")
 
 
@@ -566,15 +580,10 @@ def lake_optimize(zorder: bool, **options: Any) -> None:
     """
     from tickstream.bars.lake import local_path
     from tickstream.bars.maintenance import optimize
-    from tickstream.spark import build_spark
 
     settings = settings_from(options)
     root = local_path(settings.output_path)
-    spark = build_spark(settings, app_name="tickstream-lake-optimize")
-    try:
-        done = optimize(spark, root, zorder=zorder)
-    finally:
-        spark.stop()
+    done = _on_lake(settings, root, "optimize", partial(optimize, zorder=zorder))
     if not done:
         click.echo(f"nothing to compact in {root}: no table has a commit yet")
     for c in done:
@@ -595,15 +604,11 @@ def lake_vacuum(**options: Any) -> None:
     """
     from tickstream.bars.lake import local_path
     from tickstream.bars.maintenance import vacuum
-    from tickstream.spark import build_spark
 
     settings = settings_from(options)
     root = local_path(settings.output_path)
-    spark = build_spark(settings, app_name="tickstream-lake-vacuum")
-    try:
-        done = vacuum(spark, root, settings.lake_retention_hours)
-    finally:
-        spark.stop()
+    hours = settings.lake_retention_hours
+    done = _on_lake(settings, root, "vacuum", partial(vacuum, retention_hours=hours))
     if not done:
         click.echo(f"nothing to vacuum in {root}: no table has a commit yet")
     for v in done:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,12 +65,17 @@ def parquet_tables(root: Path) -> list[str]:
     ]
 
 
+def delta_sql_path(root: Path, table: str) -> str:
+    """The table's path as it goes between backquotes in Delta's SQL (``delta.`<path>```)."""
+    return (root / table).as_posix().replace("`", "``")
+
+
 def convert_to_delta(spark: SparkSession, root: Path) -> list[str]:
     """Make each plain-Parquet table of the lake a Delta table in place (Delta's ``CONVERT TO
     DELTA``: the files stay, a log that lists them is written). Returns the tables converted."""
     converted = parquet_tables(root)
     for table in converted:
-        path = (root / table).as_posix().replace("`", "``")
+        path = delta_sql_path(root, table)
         spark.sql(f"CONVERT TO DELTA parquet.`{path}` PARTITIONED BY (date STRING)")
     return converted
 
@@ -145,6 +150,21 @@ class LakeWriter:
         """Publish a few rows computed on the driver as this batch's CSV file of each date,
         without a Spark job: staged, then renamed into place under the name fixed by the batch.
         """
+        fields = [c for c in columns if c != "date"]
+        return self.publish_by_date(
+            rows, table, batch_id, "csv", lambda path, group: _write_csv(path, fields, group)
+        )
+
+    def publish_by_date(
+        self,
+        rows: Sequence[dict[str, Any]],
+        table: str,
+        batch_id: int,
+        ext: str,
+        write: Callable[[Path, list[dict[str, Any]]], None],
+    ) -> list[Path]:
+        """Write each date's rows to a staged file with ``write``, then rename each into place
+        under the name fixed by the batch."""
         published = []
         by_date: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
@@ -152,11 +172,10 @@ class LakeWriter:
         stage = self.staging / table / f"batch={batch_id}"
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
-        fields = [c for c in columns if c != "date"]
         for date, group in sorted(by_date.items()):
-            staged = stage / f"date={date}.csv"
-            _write_csv(staged, fields, group)
-            published.append(self._publish(staged, table, f"date={date}", batch_id, "csv"))
+            staged = stage / f"date={date}.{ext}"
+            write(staged, group)
+            published.append(self._publish(staged, table, f"date={date}", batch_id, ext))
         shutil.rmtree(stage, ignore_errors=True)
         return published
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from tickstream.bars.lake import delta_sql_path
 from tickstream.lake import DELTA_TABLES, is_delta_table
 from tickstream.spark import MAINTENANCE_POOL
 
@@ -57,10 +58,6 @@ class Vacuumed:
     files_deleted: int
 
 
-def _delta_path(root: Path, table: str) -> str:
-    return (root / table).as_posix().replace("`", "``")
-
-
 def optimize(
     spark: SparkSession,
     root: Path,
@@ -78,7 +75,7 @@ def optimize(
     for table in tables:
         if not is_delta_table(root, table):
             continue
-        sql = f"OPTIMIZE delta.`{_delta_path(root, table)}`"
+        sql = f"OPTIMIZE delta.`{delta_sql_path(root, table)}`"
         if before is not None:
             if table not in before:
                 continue
@@ -115,12 +112,12 @@ def vacuum(
     # on a lake of two small tables: 84 s with the default, 2 s with 8 (a task per folder).
     listing = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
     spark.conf.set(listing, str(max(8, 4 * spark.sparkContext.defaultParallelism)))
+    hours = f"{retention_hours:.6f}".rstrip("0").rstrip(".")
     done = []
     for table in tables:
         if not is_delta_table(root, table):
             continue
-        path = _delta_path(root, table)
-        hours = f"{retention_hours:.6f}".rstrip("0").rstrip(".")
+        path = delta_sql_path(root, table)
         doomed = spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS DRY RUN").count()
         spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS").collect()
         done.append(Vacuumed(table, doomed))
@@ -179,7 +176,6 @@ class Compactor:
         self.notify = notify
         self.clock = clock
         self.compacted_before: dict[str, str] = {}  # table -> the date it was compacted up to
-        self.runs: list[list[Compacted]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lake-compactor", daemon=True)
 
@@ -206,7 +202,6 @@ class Compactor:
             return []
         done = optimize(self.spark, self.root, before=due)
         self.compacted_before.update(due)  # written tables, and those without a commit yet
-        self.runs.append(done)
         for c in done:
             if c.files_removed:
                 self.notify(

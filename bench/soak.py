@@ -177,7 +177,7 @@ def main() -> int:
                 raise SystemExit(f"the job failed: {query.exception()}")
             runtime.gc()
             offsets = topic_offsets(settings)
-            committed = committed_offsets(home / "lake" / "_checkpoints" / "bars", topic)
+            committed = committed_offsets(job.root, topic)
             lag = sum(high - committed.get(p, low) for p, (low, high) in offsets.items())
             report = job.last_report
             s = Sample(

@@ -54,6 +54,7 @@ from tickstream.bars.parse import Rules, parse_events
 from tickstream.config import Settings, load_settings
 from tickstream.kafka_admin import TopicSpec, ensure_topics
 from tickstream.kafka_local import LocalKafka, free_port
+from tickstream.lake.layout import Lake
 from tickstream.producer import TickProducer
 from tickstream.sources.base import TickSource
 from tickstream.sources.replay import ReplaySource
@@ -114,12 +115,14 @@ class ParquetLakeWriter(LakeWriter):
     the driver) written by pyarrow the same way."""
 
     def append(self, df: DataFrame, table: str, batch_id: int, *, files: int = 1) -> None:
-        stage = self.staging / table / f"batch={batch_id}"
+        stage = Path(self.lake.key(*Lake.STAGING, table, f"batch={batch_id}"))
         shutil.rmtree(stage, ignore_errors=True)
         df.coalesce(1).write.mode("overwrite").partitionBy("date").parquet(stage.as_posix())
         for part_dir in sorted(stage.glob("date=*")):
             for staged in sorted(part_dir.glob("part-*.parquet")):
-                self._publish(staged, table, part_dir.name, batch_id, "parquet")
+                target = Path(self.lake.key(table, part_dir.name, f"part-{batch_id:012d}.parquet"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                staged.replace(target)
         shutil.rmtree(stage, ignore_errors=True)
 
     def append_rows(
@@ -133,13 +136,12 @@ class ParquetLakeWriter(LakeWriter):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self.publish_by_date(
-            rows,
-            table,
-            batch_id,
-            "parquet",
-            lambda path, group: pq.write_table(pa.Table.from_pylist(group), path),
-        )
+        def encode(group: list[dict[str, Any]]) -> bytes:
+            out = pa.BufferOutputStream()
+            pq.write_table(pa.Table.from_pylist(group), out)
+            return bytes(out.getvalue())
+
+        self.publish_by_date(rows, table, batch_id, "parquet", encode)
 
 
 def drain_all_stats(spark: SparkSession, settings: Settings) -> None:

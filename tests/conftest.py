@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,3 +92,42 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def stream_proc(
+    kafka_broker: str, base_settings: Settings
+) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(
+        topic: str, out: str | Path, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        given = env or {}
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_broker,
+            "KAFKA_TOPIC": topic,
+            "OUTPUT_PATH": str(out),
+            "TICKSTREAM_HOME": str(base_settings.tickstream_home),
+            "TICKSTREAM_JARS_DIR": str(base_settings.jars_dir),
+            "SPARK_MASTER": "local[2]",
+            "CONSOLE_BARS": "false",
+            **given,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tickstream", "stream", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: SIGKILL takes Spark's JVM too
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -61,28 +61,33 @@ def reference_bars(ticks: Iterable[dict[str, Any]], window_ms: int) -> list[tupl
 LAKE_TABLES = ("bars", "ticks", "rejects", "late")
 
 
-def has_commit(table: Path) -> bool:
-    """Whether a Delta table has its first commit (Delta makes ``_delta_log/`` before it)."""
-    return any((table / "_delta_log").glob("*.json"))
+def has_commit(table: str | Path, storage_options: dict[str, str] | None = None) -> bool:
+    """Whether a Delta table (a folder, or an ``s3://`` URI) has its first commit."""
+    return bool(DeltaTable.is_deltatable(str(table), storage_options))
 
 
-def lake_sql(output_path: str | Path, sql: str) -> list[tuple[Any, ...]]:
+def lake_sql(
+    output_path: str | Path, sql: str, storage_options: dict[str, str] | None = None
+) -> list[tuple[Any, ...]]:
     """SQL over the lake's Delta tables, each a view of its name (``bars``, ``ticks``, ``rejects``,
     ``late``), read through the table's log by the deltalake package (not by Spark, nor by
-    tickstream's own reader) into DuckDB."""
+    tickstream's own reader) into DuckDB. ``output_path`` is a folder or an ``s3://`` URI."""
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     for table in LAKE_TABLES:
-        path = Path(output_path) / table
-        if has_commit(path):
-            con.register(table, DeltaTable(path.as_posix()).to_pyarrow_dataset())
+        uri = f"{str(output_path).rstrip('/')}/{table}"
+        if has_commit(uri, storage_options):
+            found = DeltaTable(uri, storage_options=storage_options)
+            con.register(table, found.to_pyarrow_dataset())
     return con.execute(sql).fetchall()
 
 
-def lake_bars(output_path: str | Path) -> list[tuple[Any, ...]]:
+def lake_bars(
+    output_path: str | Path, storage_options: dict[str, str] | None = None
+) -> list[tuple[Any, ...]]:
     """The bars table, in BAR_COLUMNS order (times as UTC without a zone, as the reference);
     empty before its first commit."""
-    if not has_commit(Path(output_path) / "bars"):
+    if not has_commit(f"{str(output_path).rstrip('/')}/bars", storage_options):
         return []
     return lake_sql(
         output_path,
@@ -91,4 +96,5 @@ def lake_bars(output_path: str | Path) -> list[tuple[Any, ...]]:
                volume, vwap, trade_count, price_avg, pct_change, date
         FROM bars ORDER BY window_start, symbol
         """,
+        storage_options,
     )

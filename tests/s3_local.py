@@ -1,6 +1,10 @@
 """A real S3-compatible server for the tests: S3Proxy (from the jar cache) on a free local port,
-storing objects in a folder (its ``filesystem`` backend). Not a mock: S3A, Delta Lake and the
-``deltalake`` package speak the S3 protocol to it over HTTP."""
+keeping objects in memory (its ``transient`` backend). Not a mock: S3A, Delta Lake, pyarrow and
+the ``deltalake`` package speak the S3 protocol to it over HTTP.
+
+Not the ``filesystem`` backend: it stores S3A's folder markers (``name/``) as folders, then does
+not report them, so Hadoop's create of a file inside one (Spark's checkpoint) finds no parent.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +24,12 @@ REGION = "us-east-1"
 
 @dataclass
 class LocalS3:
-    """S3Proxy serving ``root``: each folder under it is a bucket."""
+    """S3Proxy on a free port; ``root`` holds its settings and log."""
 
     root: Path
     jars_dir: Path
     port: int = 0
+    provider: str = "transient"
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -34,7 +39,6 @@ class LocalS3:
     def start(self, timeout: float = 60.0) -> LocalS3:
         self.port = self.port or free_port()
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "objects").mkdir(exist_ok=True)
         properties = self.root / "s3proxy.properties"
         properties.write_text(
             "\n".join(
@@ -43,8 +47,9 @@ class LocalS3:
                     "s3proxy.authorization=aws-v2-or-v4",
                     f"s3proxy.identity={ACCESS_KEY}",
                     f"s3proxy.credential={SECRET_KEY}",
-                    "jclouds.provider=filesystem",
-                    f"jclouds.filesystem.basedir={self.root / 'objects'}",
+                    f"jclouds.provider={self.provider}",
+                    "jclouds.identity=local",
+                    "jclouds.credential=local",
                 ]
             )
             + "\n",
@@ -76,8 +81,18 @@ class LocalS3:
         raise RuntimeError(f"S3Proxy did not listen on {self.endpoint} within {timeout:g}s")
 
     def bucket(self, name: str) -> str:
-        """Create a bucket (a folder of the filesystem backend); returns its name."""
-        (self.root / "objects" / name).mkdir(parents=True, exist_ok=True)
+        """Create a bucket (over the S3 API: CreateBucket); returns its name."""
+        import pyarrow.fs as pafs
+
+        fs = pafs.S3FileSystem(
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            region=REGION,
+            endpoint_override=f"127.0.0.1:{self.port}",
+            scheme="http",
+            allow_bucket_creation=True,
+        )
+        fs.create_dir(name)
         return name
 
     def stop(self) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import UTC as UTC_ZONE
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import click
+from pydantic import SecretStr
 
 from tickstream import __version__
 from tickstream.config import Settings, env_name, flag_name, load_settings
@@ -18,6 +18,8 @@ from tickstream.errors import TickstreamError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from tickstream.lake.layout import Lake
 
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
@@ -31,6 +33,15 @@ SECURITY_FIELDS = (
     "kafka_ssl_ca_location",
 )
 HOME_FIELDS = ("tickstream_home", "tickstream_jars_dir")
+# Where the lake is: OUTPUT_PATH, and an object store's endpoint and credentials.
+LAKE_FIELDS = (
+    "output_path",
+    "s3_endpoint",
+    "s3_region",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "s3_path_style_access",
+)
 
 
 def settings_options(*fields: str) -> Callable[[F], F]:
@@ -312,7 +323,7 @@ def produce(
 STREAM_FIELDS = (
     *KAFKA_FIELDS,
     *SECURITY_FIELDS,
-    "output_path",
+    *LAKE_FIELDS,
     "window_duration",
     "watermark",
     "processing_trigger",
@@ -399,7 +410,7 @@ def stream(once: bool, ui: bool, **options: Any) -> None:
 
 
 @cli.command("bars")
-@settings_options("output_path")
+@settings_options(*LAKE_FIELDS)
 @click.option("--symbol", help="Only this symbol.")
 @click.option("--from", "start", help="Bars whose window starts at or after this ISO time (UTC).")
 @click.option("--to", "end", help="... and before this ISO time (UTC).")
@@ -423,11 +434,11 @@ def bars_cmd(
     import csv
     import json
 
-    from tickstream.lake import read_bars
+    from tickstream.lake import Lake, read_bars
 
     settings = settings_from(options)
     columns, rows = read_bars(
-        settings.output_path,
+        Lake.from_settings(settings),
         symbol=symbol,
         start=_utc_naive(start, "--from"),
         end=_utc_naive(end, "--to"),
@@ -459,7 +470,7 @@ def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
 
 
 @cli.command("reconcile")
-@settings_options(*KAFKA_FIELDS, *SECURITY_FIELDS, "output_path", "window_duration")
+@settings_options(*KAFKA_FIELDS, *SECURITY_FIELDS, *LAKE_FIELDS, "window_duration")
 @click.option("--from", "start", help="Also check an event-time range from this ISO time (UTC).")
 @click.option("--to", "end", help="... to this ISO time (UTC).")
 def reconcile_cmd(start: str | None, end: str | None, **options: Any) -> None:
@@ -536,9 +547,9 @@ def lake() -> None:
 
 
 def _on_lake(
-    settings: Settings, root: Path, command: str, work: Callable[[SparkSession, Path], R]
+    settings: Settings, root: Lake, command: str, work: Callable[[SparkSession, Lake], R]
 ) -> R:
-    """Run ``work`` on the lake at ``root`` in a Spark session of its own, stopped after."""
+    """Run ``work`` on the lake in a Spark session of its own, stopped after."""
     from tickstream.spark import build_spark
 
     spark = build_spark(settings, app_name=f"tickstream-lake-{command}")
@@ -549,13 +560,14 @@ def _on_lake(
 
 
 @lake.command("convert")
-@settings_options("output_path", *HOME_FIELDS)
+@settings_options(*LAKE_FIELDS, *HOME_FIELDS)
 def lake_convert(**options: Any) -> None:
     """Turn tables written as plain Parquet by an earlier tickstream into Delta tables in place."""
-    from tickstream.bars.lake import convert_to_delta, local_path, parquet_tables
+    from tickstream.bars.lake import convert_to_delta, parquet_tables
+    from tickstream.lake.layout import Lake
 
     settings = settings_from(options)
-    root = local_path(settings.output_path)
+    root = Lake.from_settings(settings)
     if not parquet_tables(root):
         click.echo(f"nothing to convert in {root}: its tables are Delta tables already")
         return
@@ -564,7 +576,7 @@ def lake_convert(**options: Any) -> None:
 
 
 @lake.command("optimize")
-@settings_options("output_path", "spark_master", *HOME_FIELDS)
+@settings_options(*LAKE_FIELDS, "spark_master", *HOME_FIELDS)
 @click.option(
     "--zorder/--no-zorder",
     default=False,
@@ -578,11 +590,11 @@ def lake_optimize(zorder: bool, **options: Any) -> None:
     before and after, and the job's appends never conflict with it. The job also compacts its
     finished date partitions by itself (LAKE_COMPACTION, LAKE_COMPACTION_INTERVAL).
     """
-    from tickstream.bars.lake import local_path
     from tickstream.bars.maintenance import optimize
+    from tickstream.lake.layout import Lake
 
     settings = settings_from(options)
-    root = local_path(settings.output_path)
+    root = Lake.from_settings(settings)
     done = _on_lake(settings, root, "optimize", partial(optimize, zorder=zorder))
     if not done:
         click.echo(f"nothing to compact in {root}: no table has a commit yet")
@@ -594,7 +606,7 @@ def lake_optimize(zorder: bool, **options: Any) -> None:
 
 
 @lake.command("vacuum")
-@settings_options("output_path", "lake_retention", "spark_master", *HOME_FIELDS)
+@settings_options(*LAKE_FIELDS, "lake_retention", "spark_master", *HOME_FIELDS)
 def lake_vacuum(**options: Any) -> None:
     """Delete data files no table version within LAKE_RETENTION still uses.
 
@@ -602,11 +614,11 @@ def lake_vacuum(**options: Any) -> None:
     commit, stay until then: a reader that started earlier may still be reading them, and
     time travel to a version within the retention works. Safe while the job runs.
     """
-    from tickstream.bars.lake import local_path
     from tickstream.bars.maintenance import vacuum
+    from tickstream.lake.layout import Lake
 
     settings = settings_from(options)
-    root = local_path(settings.output_path)
+    root = Lake.from_settings(settings)
     hours = settings.lake_retention_hours
     done = _on_lake(settings, root, "vacuum", partial(vacuum, retention_hours=hours))
     if not done:
@@ -639,6 +651,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, tuple):
             value = ",".join(value)
+        elif isinstance(value, SecretStr):  # str() would give the mask
+            value = value.get_secret_value()
         elif isinstance(value, bool):
             value = str(value).lower()
         env[env_name(field)] = str(value)

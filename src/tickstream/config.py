@@ -58,6 +58,8 @@ BOOTSTRAP_FORM = "host:port[,host:port...], such as '127.0.0.1:9092' or 'kafka:9
 
 TICKERS_FORM = "comma-separated symbols, such as 'AAPL,MSFT,GOOG'"
 
+S3_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
 
 def parse_duration(text: str) -> tuple[int, float]:
     """Parse a duration into (count, seconds per unit); raise ValueError if malformed.
@@ -182,7 +184,10 @@ class Settings(BaseSettings):
     yfinance_poll_sec: float = Field(5.0, description="Seconds between two yfinance polls.")
 
     # Stream job
-    output_path: Path = Field(Path("data/output"), description="Root folder of the lake.")
+    output_path: str = Field(
+        "data/output",
+        description="Where the lake is: a folder or s3a://bucket/prefix.",
+    )
     window_duration: str = Field("1 minute", description="Length of one bar.")
     watermark: str = Field("2 minutes", description="How late a tick may arrive and still count.")
     processing_trigger: str = Field(
@@ -230,6 +235,21 @@ class Settings(BaseSettings):
         description="`tickstream lake vacuum` deletes replaced files older than this.",
     )
 
+    # Object storage (an s3a:// OUTPUT_PATH)
+    s3_endpoint: str | None = Field(
+        None, description="S3 endpoint URL (MinIO, S3Proxy...); unset = AWS's for S3_REGION."
+    )
+    s3_region: str | None = Field(None, description="S3 region; unset = the SDKs' default.")
+    s3_access_key_id: str | None = Field(
+        None, description="S3 access key; unset = the environment's or the instance role's."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret key (never printed)."
+    )
+    s3_path_style_access: bool = Field(
+        False, description="Address buckets by path (http://host/bucket), as MinIO expects."
+    )
+
     # Local state
     tickstream_home: Path = Field(
         Path(".tickstream"),
@@ -247,16 +267,33 @@ class Settings(BaseSettings):
 
     @field_validator("output_path", mode="before")
     @classmethod
-    def _output_path(cls, value: Any) -> Any:
-        # Checked before it becomes a Path, which would fold 's3a://b/x' into a local 's3a:/b/x'.
-        text = str(value)
+    def _output_path(cls, value: Any) -> str:
+        # A string, not a Path: a Path would fold 's3a://b/x' into a local 's3a:/b/x'.
+        text = str(value).strip()
         scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*)://", text)
-        if scheme and scheme.group(1).lower() != "file":
-            raise ValueError(
-                f"expected a local folder or a shared mount; {scheme.group(1)}:// object storage "
-                "is not supported as the lake's location yet"
-            )
-        return text.removeprefix("file://") if scheme else value
+        if scheme is None:
+            if not text:
+                raise ValueError("expected a folder or s3a://bucket/prefix")
+            return text
+        name = scheme.group(1).lower()
+        if name == "file":
+            return text[len(scheme.group(0)) :]
+        if name in {"s3", "s3a"}:
+            rest = text[len(scheme.group(0)) :].strip("/")
+            if not rest or not S3_BUCKET_RE.match(rest.split("/", 1)[0]):
+                raise ValueError("expected s3a://bucket/prefix with a valid bucket name")
+            return "s3a://" + rest
+        raise ValueError(
+            f"expected a folder or s3a://bucket/prefix; {name}:// is not supported "
+            "(mount it as a folder, or use an S3-compatible endpoint)"
+        )
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _s3_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value.strip()):
+            raise ValueError("expected http(s)://host[:port], such as 'http://127.0.0.1:9000'")
+        return value.strip().rstrip("/") if value is not None else None
 
     @field_validator("kafka_ssl_ca_location")
     @classmethod
@@ -264,6 +301,15 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError("expected a readable PEM file")
         return value
+
+    @model_validator(mode="after")
+    def _s3_keys_in_pairs(self) -> Settings:
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):
+            raise ValueError(
+                "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both, or neither "
+                "(to use the environment's or the instance role's credentials)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
@@ -485,7 +531,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
         raise _config_error(exc, given) from None
 
 
-SECRET_FIELDS = frozenset({"kafka_sasl_password"})
+SECRET_FIELDS = frozenset({"kafka_sasl_password", "s3_secret_access_key"})
 
 
 def _config_error(exc: ValidationError, given: Mapping[str, Any]) -> ConfigError:

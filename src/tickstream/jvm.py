@@ -90,8 +90,8 @@ class JarCache:
 
     @property
     def hadoop_aws_dir(self) -> Path:
-        """Hadoop's S3A filesystem and the AWS SDK (an ``s3a://`` lake)."""
-        return self.root / f"hadoop-aws-{self.versions.hadoop}"
+        """Hadoop's S3A filesystem, the AWS SDK and Spark's cloud module (an ``s3a://`` lake)."""
+        return self.root / f"hadoop-aws-{self.versions.hadoop}-spark-{self.versions.spark}"
 
     @property
     def s3proxy_dir(self) -> Path:

@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
 from confluent_kafka import Consumer, TopicPartition
 
-from tickstream.bars.lake import local_path
-from tickstream.bars.state import Snapshot, Totals
+from tickstream.bars.state import Snapshot, StateStore, Totals
 from tickstream.config import Settings
 from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security
-from tickstream.lake import connect, tables_in
+from tickstream.lake.layout import Lake
+from tickstream.lake.read import connect, tables_in
 
 
 @dataclass
@@ -102,21 +101,16 @@ def topic_offsets(settings: Settings) -> dict[int, tuple[int, int]]:
         consumer.close()
 
 
-def committed_offsets(checkpoint: Path, topic: str) -> dict[int, int]:
+def committed_offsets(lake: Lake, topic: str) -> dict[int, int]:
     """The next offset to read of each partition, as of the job's last committed batch."""
-    commits = checkpoint / "commits"
-    done = (
-        sorted(int(p.name) for p in commits.glob("*") if p.name.isdigit())
-        if commits.is_dir()
-        else []
-    )
+    done = sorted(int(name) for name in lake.names(*Lake.COMMITS) if name.isdigit())
     if not done:
         return {}
-    lines = (checkpoint / "offsets" / str(done[-1])).read_text(encoding="utf-8").splitlines()
+    text = lake.read_text(*Lake.OFFSETS, str(done[-1])) or ""
     # Line 1 is the log's version, line 2 the batch's metadata, then one line per source (the
     # job reads each partition with a source of its own).
     found: dict[int, int] = {}
-    for line in lines[2:]:
+    for line in text.splitlines()[2:]:
         if line.strip().startswith("{"):
             for p, o in json.loads(line).get(topic, {}).items():
                 found[int(p)] = int(o)
@@ -137,18 +131,15 @@ def _count(
 def reconcile(
     settings: Settings, start: datetime | None = None, end: datetime | None = None
 ) -> Report:
-    root = local_path(settings.output_path)
-    checkpoints = root / "_checkpoints"
-    from tickstream.bars.state import StateStore
-
-    snapshot: Snapshot = StateStore.read_latest(checkpoints / "bars_state")
+    where = Lake.from_settings(settings)
+    snapshot: Snapshot = StateStore.read_latest(where)
     offsets = topic_offsets(settings)
-    committed = committed_offsets(checkpoints / "bars", settings.kafka_topic)
+    committed = committed_offsets(where, settings.kafka_topic)
     topic_messages = sum(high - low for low, high in offsets.values())
     consumed = sum(committed.get(p, low) - low for p, (low, _high) in offsets.items())
     lag = sum(high - committed.get(p, low) for p, (low, high) in offsets.items())
 
-    con = connect(root)
+    con = connect(where)
     lake = {
         "bars": _count(con, "bars"),
         "ticks_in_bars": _count(con, "bars", "sum(trade_count)"),

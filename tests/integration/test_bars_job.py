@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -163,41 +162,6 @@ def test_late_ticks_are_recorded_not_lost(
     assert lake_bars(str(out)) == reference_bars(as_dicts(early), WINDOW_MS)
     assert job.latest_snapshot().totals.late == 1
     assert_reconciled(settings)
-
-
-@pytest.fixture
-def stream_proc(
-    kafka_broker: str, base_settings: Settings
-) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(topic: str, out: Path, *args: str) -> subprocess.Popen[str]:
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_broker,
-            "KAFKA_TOPIC": topic,
-            "OUTPUT_PATH": str(out),
-            "TICKSTREAM_HOME": str(base_settings.tickstream_home),
-            "TICKSTREAM_JARS_DIR": str(base_settings.jars_dir),
-            "SPARK_MASTER": "local[2]",
-            "CONSOLE_BARS": "false",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tickstream", "stream", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group: SIGKILL takes Spark's JVM too
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def committed_batches(out: Path) -> int:

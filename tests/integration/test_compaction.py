@@ -21,6 +21,7 @@ from tickstream.bars.job import BarsJob
 from tickstream.bars.lake import LakeWriter
 from tickstream.bars.maintenance import optimize, vacuum
 from tickstream.config import Settings
+from tickstream.lake.layout import Lake
 
 HOUR_MS = 3_600_000
 
@@ -163,7 +164,7 @@ def test_500_micro_batch_commits_compacted_then_vacuumed_while_a_reader_reads(
         .withColumn("date", F.date_format("ts", "yyyy-MM-dd"))
         .cache()
     )
-    writer = LakeWriter(tmp_path)
+    writer = LakeWriter(Lake(tmp_path))
     for batch_id in range(500):
         writer.append(frame.filter(F.col("batch_id") == batch_id), "ticks", batch_id)
     frame.unpersist()
@@ -176,7 +177,7 @@ def test_500_micro_batch_commits_compacted_then_vacuumed_while_a_reader_reads(
     assert len(before) == 5000
 
     with Reader(ticks_table, pause=0.05) as reader:
-        done = optimize(spark, tmp_path)
+        done = optimize(spark, Lake(tmp_path))
     assert done[0].files_removed == sum(small.values())
     assert files_per_date(ticks_table) == {"2013-09-01": 1, "2013-09-02": 1, "2013-09-03": 1}
     assert all_ticks(tmp_path) == before
@@ -189,7 +190,7 @@ def test_500_micro_batch_commits_compacted_then_vacuumed_while_a_reader_reads(
     on_disk = data_files(ticks_table)
     listed = {Path(uri) for uri in DeltaTable(ticks_table.as_posix()).file_uris()}
     assert listed < on_disk
-    deleted = {v.table: v.files_deleted for v in vacuum(spark, tmp_path, 0.0)}
+    deleted = {v.table: v.files_deleted for v in vacuum(spark, Lake(tmp_path), 0.0)}
     assert deleted == {"ticks": len(on_disk - listed)}
     assert data_files(ticks_table) == listed
     assert all_ticks(tmp_path) == before

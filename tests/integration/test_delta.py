@@ -12,6 +12,7 @@ from tickstream.bars.job import BarsJob
 from tickstream.bars.lake import LakeWriter, convert_to_delta, parquet_tables
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
+from tickstream.lake.layout import Lake
 
 
 def test_a_batch_appended_again_is_skipped_also_after_a_restart(
@@ -26,12 +27,12 @@ def test_a_batch_appended_again_is_skipped_also_after_a_restart(
             [(s, n, "2026-11-28") for s, n in rows], "symbol string, n long, date string"
         )
 
-    writer = LakeWriter(tmp_path)
+    writer = LakeWriter(Lake(tmp_path))
     writer.append(frame([("ES", 1), ("NQ", 2)]), "ticks", 0)
     writer.append(frame([("ES", 3)]), "ticks", 1)
     writer.append(frame([("ES", 3)]), "ticks", 1)  # the same run, batch 1 again
     spark.sql(f"OPTIMIZE delta.`{(tmp_path / 'ticks').as_posix()}`")  # a commit not the job's
-    restarted = LakeWriter(tmp_path)  # a new run: reads the marks from the log
+    restarted = LakeWriter(Lake(tmp_path))  # a new run: reads the marks from the log
     assert restarted.last_batch("ticks") == 1
     restarted.append(frame([("ES", 3)]), "ticks", 1)  # batch 1 run again after a crash
     restarted.append(frame([("NQ", 4)]), "ticks", 2)
@@ -57,10 +58,10 @@ def test_a_lake_of_plain_parquet_tables_is_refused_then_converted_in_place(
     ):
         job.start()
 
-    assert convert_to_delta(spark, out) == ["ticks"]
-    assert parquet_tables(out) == []
+    assert convert_to_delta(spark, Lake(out)) == ["ticks"]
+    assert parquet_tables(Lake(out)) == []
     assert lake_sql(out, "SELECT date, count(*) FROM ticks GROUP BY date ORDER BY date") == [
         ("2026-11-27", 1),
         ("2026-11-28", 2),
     ]
-    assert convert_to_delta(spark, out) == []  # converting again changes nothing
+    assert convert_to_delta(spark, Lake(out)) == []  # converting again changes nothing

@@ -1,20 +1,34 @@
-"""The lake's stack on object storage: Spark writes Delta tables to a real S3-compatible server
-(S3Proxy, started locally) through Hadoop's S3A filesystem, and the ``deltalake`` package reads
-them back over the S3 protocol."""
+"""The lake on object storage: a real S3-compatible server (S3Proxy, started locally). Spark writes
+through Hadoop's S3A filesystem, the ``deltalake`` package and pyarrow read over the S3 protocol,
+and the whole pipeline runs with its lake there."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.fs as pafs
 import pytest
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from tests.conftest import repo_jars_dir
+from tests.helpers import wait_until
+from tests.integration.test_bars_job import WINDOW_MS, as_dicts, assert_reconciled
+from tests.reference import lake_bars, lake_sql, reference_bars
 from tests.s3_local import ACCESS_KEY, REGION, SECRET_KEY, LocalS3
+from tests.streams import es_ticks, send_heartbeat, send_hostile
+from tickstream.config import load_settings
+from tickstream.lake.layout import Lake
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +93,86 @@ def test_delta_tables_on_s3_written_by_spark_read_by_deltalake(
     got = pa.table(table.to_pyarrow_table()).sort_by("seq").to_pylist()
     assert [(r["symbol"], r["seq"], r["price"], r["date"]) for r in got] == rows
     assert len(table.file_uris()) == 3  # one file per date after the compaction
-    # The objects are on the server's disk, under the bucket, as Delta wrote them.
-    objects = Path(s3.root / "objects" / bucket / "lake" / "ticks")
-    assert any((objects / "_delta_log").glob("*.json"))
+    assert all(uri.startswith(f"s3://{bucket}/lake/ticks/date=") for uri in table.file_uris())
+
+
+def lake_env(s3: LocalS3, bucket: str) -> dict[str, str]:
+    """The settings that put the pipeline's lake on the local S3 server."""
+    return {
+        "OUTPUT_PATH": f"s3a://{bucket}/lake",
+        "S3_ENDPOINT": s3.endpoint,
+        "S3_REGION": REGION,
+        "S3_ACCESS_KEY_ID": ACCESS_KEY,
+        "S3_SECRET_ACCESS_KEY": SECRET_KEY,
+        "S3_PATH_STYLE_ACCESS": "true",
+    }
+
+
+def test_the_pipeline_on_s3_is_exact_through_a_sigkill_and_restart(
+    kafka_broker: str,
+    make_topic: Callable[..., str],
+    stream_proc: Callable[..., subprocess.Popen[str]],
+    s3: LocalS3,
+) -> None:
+    """OUTPUT_PATH=s3a://...: checkpoints, job state, Delta tables and the CSV export on S3.
+    The job is SIGKILLed mid-stream and restarted: the bars equal the independent computation,
+    nothing is missing or doubled, and every message is accounted for."""
+    topic = make_topic(partitions=3)
+    ticks = es_ticks()[:30_000]  # real ES ticks, in order but for the hostile copies' disorder
+    sent = send_hostile(kafka_broker, topic, ticks, seed=11)
+    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    env = lake_env(s3, s3.bucket("pipeline"))
+    settings = load_settings(
+        {
+            "kafka_bootstrap_servers": kafka_broker,
+            "kafka_topic": topic,
+            **{name.lower(): value for name, value in env.items()},
+        }
+    )
+    lake = Lake.from_settings(settings)
+    args = ("--max-offsets-per-trigger", "3000", "--processing-trigger", "1 second")
+
+    def committed() -> int:
+        return len([n for n in lake.names(*Lake.COMMITS) if n.isdigit()])
+
+    first = stream_proc(topic, lake.url(), *args, env=env)
+    wait_until(
+        lambda: first.poll() is not None or committed() >= 2,
+        timeout=300,
+        message="two committed batches on S3",
+    )
+    assert first.poll() is None, first.communicate()[0]
+    time.sleep(random.Random(2026).uniform(0.0, 2.0))
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(60)
+    assert 0 < committed() < 12  # killed mid-stream
+
+    last = stream_proc(topic, lake.url(), "--once", *args, env=env)
+    output, _ = last.communicate(timeout=600)
+    assert last.returncode == 0, output
+    assert f"lake s3a://{env['OUTPUT_PATH'].removeprefix('s3a://')}" in output
+    assert SECRET_KEY not in output
+
+    location = f"s3://{env['OUTPUT_PATH'].removeprefix('s3a://')}"
+    options = lake.storage_options
+    expected = reference_bars(as_dicts(ticks), WINDOW_MS)
+    assert len(expected) > 500
+    assert lake_bars(location, options) == expected
+    archive = lake_sql(location, "SELECT count(*), count(DISTINCT event_id) FROM ticks", options)
+    assert archive == [(len(ticks), len(ticks))]
+    rejects = lake_sql(location, "SELECT reason, count(*) FROM rejects GROUP BY reason", options)
+    assert Counter(dict(rejects)) == Counter(sent.rejects)
+    # The CSV export: one object per date and batch, holding the same bars once.
+    csv_objects = [
+        info.path
+        for info in lake.fs.get_file_info(pafs.FileSelector(lake.key("bars_csv"), recursive=True))
+        if info.is_file
+    ]
+    assert csv_objects
+    assert all(path.rsplit("/", 1)[1].startswith("part-") for path in csv_objects)
+    csv_bars = sum(len(pa_csv.read_csv(lake.fs.open_input_stream(path))) for path in csv_objects)
+    assert csv_bars == len(expected)
+    assert_reconciled(settings)
+    # The lake is on the server, not in a local folder named after the URI.
+    assert lake.is_dir("_checkpoints", "bars", "commits")
+    assert not Path("s3a:").exists()

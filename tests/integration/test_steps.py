@@ -167,7 +167,7 @@ def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     """The index in Spark's state store, batch after batch, as the job calls it."""
-    index = Index(tmp_path / "index", partitions=3, run_id=str(uuid.uuid4()))
+    index = Index((tmp_path / "index").as_posix(), partitions=3, run_id=str(uuid.uuid4()))
     first = [
         tick(60_100, 10.0, "a", "accepted", partition=1),
         tick(60_100, 10.0, "a", "duplicate", partition=2),  # the later copy by partition
@@ -203,7 +203,7 @@ def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
 def test_the_dedup_index_leaves_late_ticks_and_other_messages_alone(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    index = Index(tmp_path / "index", partitions=2, run_id=str(uuid.uuid4()))
+    index = Index((tmp_path / "index").as_posix(), partitions=2, run_id=str(uuid.uuid4()))
     rows = [tick(1_000, 9.0, "old", "accepted"), other("heartbeat", None, 5, 0, b"{}")]
     got = copies(classify(keyed_rows(spark, rows), index, batch_id=0, watermark_ms=60_000))
     assert set(got.values()) == {None}  # late: not looked up, not added

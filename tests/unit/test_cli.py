@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tickstream.cli import cli
+from tickstream.config import load_settings
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -57,3 +58,20 @@ def test_config_prints_effective_settings(monkeypatch: pytest.MonkeyPatch) -> No
     assert result.exit_code == 0
     assert "KAFKA_TOPIC=ticks" in result.output
     assert "WATERMARK=3 minutes" in result.output
+
+
+def test_a_child_process_gets_the_secrets_themselves_not_their_mask() -> None:
+    from tickstream.cli import settings_env
+
+    settings = load_settings(
+        {
+            "s3_access_key_id": "AKIA-EXAMPLE",
+            "s3_secret_access_key": "very-secret",
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_username": "user",
+            "kafka_sasl_password": "pw-secret",
+        }
+    )
+    env = settings_env(settings)
+    assert env["S3_SECRET_ACCESS_KEY"] == "very-secret"
+    assert env["KAFKA_SASL_PASSWORD"] == "pw-secret"

@@ -123,12 +123,42 @@ def test_settings_are_frozen() -> None:
         s.kafka_topic = "other"  # type: ignore[misc]
 
 
-def test_an_object_store_output_path_is_refused_not_made_a_local_folder(
+def test_an_object_store_output_path_stays_a_uri_not_a_local_folder(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A Path would fold 's3a://bucket/lake' into a local folder 's3a:/bucket/lake'."""
-    monkeypatch.setenv("OUTPUT_PATH", "s3a://bucket/lake")
-    with pytest.raises(ConfigError, match=r"OUTPUT_PATH='s3a://bucket/lake'.*not supported"):
+    monkeypatch.setenv("OUTPUT_PATH", "s3a://bucket/lake/")
+    assert load_settings().output_path == "s3a://bucket/lake"
+    assert load_settings({"output_path": "s3://bucket/lake"}).output_path == "s3a://bucket/lake"
+    assert load_settings({"output_path": "file:///tmp/lake"}).output_path == "/tmp/lake"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("gs://bucket/lake", r"OUTPUT_PATH='gs://bucket/lake'.*gs:// is not supported"),
+        ("s3a://", r"OUTPUT_PATH='s3a://'.*valid bucket name"),
+        ("s3a://Bad_Bucket/lake", r"valid bucket name"),
+    ],
+)
+def test_an_unsupported_lake_location_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("OUTPUT_PATH", value)
+    with pytest.raises(ConfigError, match=expected):
         load_settings()
-    monkeypatch.delenv("OUTPUT_PATH")
-    assert load_settings({"output_path": "file:///tmp/lake"}).output_path == Path("/tmp/lake")
+
+
+def test_object_store_settings_are_checked_and_the_secret_is_never_shown() -> None:
+    with pytest.raises(ConfigError, match=r"--s3-endpoint='minio:9000'.*http\(s\)://host"):
+        load_settings({"s3_endpoint": "minio:9000"})
+    with pytest.raises(ConfigError, match="S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together"):
+        load_settings({"s3_access_key_id": "AKIA-EXAMPLE"})
+    settings = load_settings(
+        {"s3_access_key_id": "AKIA-EXAMPLE", "s3_secret_access_key": "very-secret"}
+    )
+    assert "very-secret" not in repr(settings)
+    assert "very-secret" not in str(settings)
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"s3_secret_access_key": 12})
+    assert "12" not in str(refused.value)

@@ -117,7 +117,11 @@ def test_session_jars_leave_out_what_spark_ships(tmp_path: Path) -> None:
             "antlr4-runtime-4.13.1.jar",
             "scala-library-2.13.13.jar",
         ),
-        cache.hadoop_aws_dir: ("hadoop-aws-3.4.1.jar", "bundle-2.24.6.jar"),
+        cache.hadoop_aws_dir: (
+            "hadoop-aws-3.4.1.jar",
+            "bundle-2.24.6.jar",
+            "spark-hadoop-cloud_2.13-4.0.0.jar",
+        ),
         cache.s3proxy_dir: ("s3proxy-2.6.0.jar", "jetty-server-11.0.24.jar"),  # tests only
         cache.engine_dir: ("tickstream-engine.jar",),
     }
@@ -137,7 +141,12 @@ def test_session_jars_leave_out_what_spark_ships(tmp_path: Path) -> None:
         "tickstream-engine.jar",
     ]
     with_s3a = [p.name for p in cache.spark_jars(spark_jars, object_store=True)]
-    assert with_s3a[-3:] == ["bundle-2.24.6.jar", "hadoop-aws-3.4.1.jar", "tickstream-engine.jar"]
+    assert with_s3a[-4:] == [
+        "bundle-2.24.6.jar",
+        "hadoop-aws-3.4.1.jar",
+        "spark-hadoop-cloud_2.13-4.0.0.jar",
+        "tickstream-engine.jar",
+    ]
     assert not cache.is_complete()
 
 

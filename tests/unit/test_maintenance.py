@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 from tickstream.bars.maintenance import Compactor, finished_before
+from tickstream.lake.layout import Lake
 
 
 def ms(text: str) -> int:
@@ -29,7 +29,7 @@ def test_event_time_tables_finish_with_the_watermark_rejects_with_the_clock() ->
 def compactor(watermark: list[int | None], now: list[float]) -> Compactor:
     return Compactor(
         spark=cast(Any, None),  # due() plans only; nothing here runs Spark
-        root=Path("lake"),
+        lake=Lake("lake"),
         interval=1.0,
         watermark=lambda: watermark[0],
         active=lambda: True,

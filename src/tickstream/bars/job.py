@@ -22,14 +22,13 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tickstream.bars import partials as P
-from tickstream.bars.lake import LakeWriter, local_path, parquet_tables
+from tickstream.bars.lake import LakeWriter, parquet_tables
 from tickstream.bars.maintenance import Compactor
 from tickstream.bars.parse import Rules
 from tickstream.bars.schema import BAR, BAR_COLUMNS
@@ -46,6 +45,7 @@ from tickstream.bars.steps import (
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
 from tickstream.kafka_admin import spark_kafka_security
+from tickstream.lake.layout import Lake
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
@@ -86,10 +86,9 @@ class BarsJob:
     ) -> None:
         self.settings = settings
         self.spark = spark
-        self.root = local_path(settings.output_path)
+        self.root = Lake.from_settings(settings)
         self.lake = LakeWriter(self.root)
-        self.state = StateStore(self.root / "_checkpoints" / "bars_state")
-        self.checkpoint = self.root / "_checkpoints" / "bars"
+        self.state = StateStore(self.root)
         self.rules = Rules(
             min_ts_ms=settings.tick_min_ms,
             max_ahead_ms=settings.tick_max_ahead_ms,
@@ -114,26 +113,15 @@ class BarsJob:
 
     def start(self, *, once: bool = False) -> StreamingQuery:
         """Start the query; ``once`` processes what the topic holds now, then stops."""
-        self.state.latest()  # a record this engine cannot read: one line now, not a failed batch
-        old = parquet_tables(self.root)
-        if old:
-            raise TickstreamError(
-                f"{self.root} holds tables written as plain Parquet files by an earlier "
-                f"tickstream ({', '.join(old)}); the lake's tables are Delta tables now",
-                "run `tickstream lake convert` to turn them into Delta tables in place",
-            )
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.index = Index(
-            self.root / "_checkpoints" / "bars_index",
-            index_partitions(
-                self.root / "_checkpoints", self.spark.sparkContext.defaultParallelism
-            ),
-            str(uuid.uuid4()),
-        )
+        try:
+            partitions = self._prepare_lake()
+        except OSError as exc:  # a wrong endpoint or key, a missing bucket, a read-only folder
+            raise self.root.unreachable(exc) from None
+        self.index = Index(self.root.index(), partitions, str(uuid.uuid4()))
         source = read_events(self.spark, self.settings, self.rules)
         writer = (
             source.writeStream.foreachBatch(self.process)
-            .option("checkpointLocation", self.checkpoint.as_posix())
+            .option("checkpointLocation", self.root.checkpoint())
             .queryName("tickstream-bars")
         )
         if once:
@@ -152,6 +140,19 @@ class BarsJob:
             )
             self.compactor.start()
         return self.query
+
+    def _prepare_lake(self) -> int:
+        """Check the lake before the query starts; returns the dedup index's partitions."""
+        self.state.latest()  # a record this engine cannot read: one line now, not a failed batch
+        old = parquet_tables(self.root)
+        if old:
+            raise TickstreamError(
+                f"{self.root} holds tables written as plain Parquet files by an earlier "
+                f"tickstream ({', '.join(old)}); the lake's tables are Delta tables now",
+                "run `tickstream lake convert` to turn them into Delta tables in place",
+            )
+        self.root.make_root()
+        return index_partitions(self.root, self.spark.sparkContext.defaultParallelism)
 
     def _watermark(self) -> int | None:
         report = self.last_report
@@ -328,7 +329,7 @@ class BarsJob:
         return self.state.latest()
 
 
-def index_partitions(checkpoints: Path, default: int) -> int:
+def index_partitions(lake: Lake, default: int) -> int:
     """The dedup index's number of state partitions: ``default`` for a new lake, then fixed.
 
     The default is one per core Spark has at the first start: each partition's store costs a
@@ -336,13 +337,10 @@ def index_partitions(checkpoints: Path, default: int) -> int:
     Event_ids are assigned to state partitions by a hash modulo this number, so it is recorded
     with the checkpoints on the first start and read back on every later one.
     """
-    record = checkpoints / "bars_index.json"
-    if record.is_file():
-        return int(json.loads(record.read_text(encoding="utf-8"))["partitions"])
-    checkpoints.mkdir(parents=True, exist_ok=True)
-    staged = record.with_suffix(".json.tmp")
-    staged.write_text(json.dumps({"partitions": default}) + "\n", encoding="utf-8")
-    staged.replace(record)
+    record = lake.read_text(*Lake.INDEX_RECORD)
+    if record is not None:
+        return int(json.loads(record)["partitions"])
+    lake.write_text(Lake.INDEX_RECORD, json.dumps({"partitions": default}) + "\n")
     return default
 
 
@@ -352,7 +350,3 @@ def _add(totals: Totals, *, rejected: dict[str, int], **counts: int) -> Totals:
         merged[reason] = merged.get(reason, 0) + n
     values = {name: getattr(totals, name) + n for name, n in counts.items()}
     return Totals(rejected=merged, **values)
-
-
-def checkpoint_dir(settings: Settings) -> Path:
-    return local_path(settings.output_path) / "_checkpoints"

@@ -22,12 +22,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from tickstream.bars.lake import delta_sql_path
-from tickstream.lake import DELTA_TABLES, is_delta_table
+from tickstream.lake.layout import DELTA_TABLES, Lake
+from tickstream.lake.read import is_delta_table
 from tickstream.spark import MAINTENANCE_POOL
 
 # Z-ordering clusters rows with nearby values of these columns into the same files, so a read
@@ -60,7 +60,7 @@ class Vacuumed:
 
 def optimize(
     spark: SparkSession,
-    root: Path,
+    lake: Lake,
     *,
     tables: Iterable[str] = DELTA_TABLES,
     before: dict[str, str] | None = None,
@@ -73,9 +73,9 @@ def optimize(
     """
     done = []
     for table in tables:
-        if not is_delta_table(root, table):
+        if not is_delta_table(lake, table):
             continue
-        sql = f"OPTIMIZE delta.`{delta_sql_path(root, table)}`"
+        sql = f"OPTIMIZE delta.`{delta_sql_path(lake, table)}`"
         if before is not None:
             if table not in before:
                 continue
@@ -97,7 +97,7 @@ def optimize(
 
 def vacuum(
     spark: SparkSession,
-    root: Path,
+    lake: Lake,
     retention_hours: float,
     *,
     tables: Iterable[str] = DELTA_TABLES,
@@ -115,9 +115,9 @@ def vacuum(
     hours = f"{retention_hours:.6f}".rstrip("0").rstrip(".")
     done = []
     for table in tables:
-        if not is_delta_table(root, table):
+        if not is_delta_table(lake, table):
             continue
-        path = delta_sql_path(root, table)
+        path = delta_sql_path(lake, table)
         doomed = spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS DRY RUN").count()
         spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS").collect()
         done.append(Vacuumed(table, doomed))
@@ -161,7 +161,7 @@ class Compactor:
     def __init__(
         self,
         spark: SparkSession,
-        root: Path,
+        lake: Lake,
         interval: float,
         watermark: Callable[[], int | None],
         active: Callable[[], bool],
@@ -169,7 +169,7 @@ class Compactor:
         clock: Callable[[], float] = lambda: datetime.now(UTC).timestamp(),
     ) -> None:
         self.spark = spark
-        self.root = root
+        self.lake = lake
         self.interval = interval
         self.watermark = watermark
         self.active = active
@@ -200,7 +200,7 @@ class Compactor:
         due = self.due()
         if not due:
             return []
-        done = optimize(self.spark, self.root, before=due)
+        done = optimize(self.spark, self.lake, before=due)
         self.compacted_before.update(due)  # written tables, and those without a commit yet
         for c in done:
             if c.files_removed:

@@ -10,7 +10,6 @@ entries leave when the job's own watermark passes the end of their window.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -97,7 +96,7 @@ def read_events(spark: SparkSession, settings: Settings, rules: Rules) -> DataFr
 class Index:
     """Where the dedup index lives and how it is split (fixed for the life of the index)."""
 
-    location: Path
+    location: str  # a path or URI Spark's filesystems understand
     partitions: int
     run_id: str  # this run of the query: a new one at each start
 
@@ -114,7 +113,7 @@ def classify(batch: DataFrame, index: Index, batch_id: int, watermark_ms: int) -
     marked = batch.withColumn("indexed", is_tick() & ~is_late(watermark_ms))
     classified = jvm.io.tickstream.engine.DedupIndex.classify(
         marked._jdf,
-        index.location.as_posix(),
+        index.location,
         index.run_id,
         batch_id,
         watermark_ms,

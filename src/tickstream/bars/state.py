@@ -7,19 +7,19 @@ and the partial aggregates of the open windows (one per open (symbol, window), s
 dedup index, which does grow with the ticks, lives in Spark's state store
 (:mod:`tickstream.bars.source`). Batch N reads the record of the latest batch before N and writes
 its own; a batch that runs again after a crash starts from the same state and computes the same
-output. ``meta.json`` is written atomically, so a half-written record never counts.
+output. ``meta.json`` is written whole (:meth:`~tickstream.lake.layout.Lake.write`), so a
+half-written record never counts.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from tickstream.bars.partials import Key, Partial
 from tickstream.errors import TickstreamError
+from tickstream.lake.layout import Lake
 
 NO_TIME = -(2**62)  # before any event: nothing is late, no window is closed
 FORMAT = 2  # 1: the open windows' ticks in Parquet (tickstream 0.1); 2: partial aggregates
@@ -62,23 +62,24 @@ class Snapshot:
 _BATCH_DIR = re.compile(r"^batch=(\d+)$")
 
 
-def complete_batches(root: Path) -> list[int]:
-    """Batch ids whose snapshot is complete (meta.json written), ascending."""
-    if not root.is_dir():
-        return []
+def complete_batches(lake: Lake) -> list[int]:
+    """Batch ids whose record is complete (meta.json written), ascending."""
     found = []
-    for child in root.iterdir():
-        match = _BATCH_DIR.match(child.name)
-        if match and (child / "meta.json").is_file():
+    for name in lake.names(*Lake.STATE):
+        match = _BATCH_DIR.match(name)
+        if match and lake.exists(*Lake.STATE, name, "meta.json"):
             found.append(int(match.group(1)))
     return sorted(found)
 
 
-def read_meta(folder: Path) -> Snapshot:
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+def read_meta(lake: Lake, batch_id: int) -> Snapshot:
+    text = lake.read_text(*Lake.STATE, f"batch={batch_id}", "meta.json")
+    if text is None:
+        raise FileNotFoundError(f"no record of batch {batch_id} in {lake.url(*Lake.STATE)}")
+    meta = json.loads(text)
     if meta.get("format", 1) != FORMAT:
         raise TickstreamError(
-            f"the job state in {folder.parent} was written by an earlier tickstream "
+            f"the job state in {lake.url(*Lake.STATE)} was written by an earlier tickstream "
             "(open windows kept as ticks, not as partial aggregates)",
             "let that version drain its open windows, or start a new lake (another OUTPUT_PATH)",
         )
@@ -88,38 +89,32 @@ def read_meta(folder: Path) -> Snapshot:
 
 
 class StateStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    """The records under ``_checkpoints/bars_state/batch=<id>/meta.json``."""
 
-    def _dir(self, batch_id: int) -> Path:
-        return self.root / f"batch={batch_id}"
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
 
     def load_before(self, batch_id: int) -> Snapshot:
         """The latest complete record of a batch before ``batch_id``."""
-        earlier = [b for b in complete_batches(self.root) if b < batch_id]
-        return read_meta(self._dir(earlier[-1])) if earlier else Snapshot()
+        earlier = [b for b in complete_batches(self.lake) if b < batch_id]
+        return read_meta(self.lake, earlier[-1]) if earlier else Snapshot()
 
     @staticmethod
-    def read_latest(root: Path) -> Snapshot:
+    def read_latest(lake: Lake) -> Snapshot:
         """The latest complete record, read without Spark (for reconcile)."""
-        done = complete_batches(root)
-        return read_meta(root / f"batch={done[-1]}") if done else Snapshot()
+        done = complete_batches(lake)
+        return read_meta(lake, done[-1]) if done else Snapshot()
 
     def save(self, snapshot: Snapshot) -> None:
-        folder = self._dir(snapshot.batch_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "meta.json.tmp"
-        tmp.write_text(json.dumps(asdict(snapshot), separators=(",", ":")), encoding="utf-8")
-        tmp.replace(folder / "meta.json")
+        text = json.dumps(asdict(snapshot), separators=(",", ":"))
+        self.lake.write_text((*Lake.STATE, f"batch={snapshot.batch_id}", "meta.json"), text)
 
     def prune(self, keep_from: int) -> None:
         """Delete records older than ``keep_from`` (they can no longer be needed)."""
-        if not self.root.is_dir():
-            return
-        for child in self.root.iterdir():
-            match = _BATCH_DIR.match(child.name)
+        for name in self.lake.names(*Lake.STATE):
+            match = _BATCH_DIR.match(name)
             if match and int(match.group(1)) < keep_from:
-                shutil.rmtree(child, ignore_errors=True)
+                self.lake.delete_dir(*Lake.STATE, name)
 
     def latest(self) -> Snapshot:
         return self.load_before(2**62)

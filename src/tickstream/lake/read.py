@@ -6,7 +6,11 @@ Parquet files is **not** a correct read: files of a micro-batch that crashed bef
 and files that compaction has replaced, stay on disk until ``VACUUM`` removes them, and a glob
 would count their rows too.
 
->>> rows = read_bars(Path("data/output"), symbol="AAPL")  # doctest: +SKIP
+The lake is named by a :class:`~tickstream.lake.layout.Lake` (which carries an object store's
+endpoint and credentials) or by its path, a local folder or ``s3://bucket/prefix`` (credentials
+from the environment, as the AWS SDKs find them).
+
+>>> columns, rows = read_bars("data/output", symbol="AAPL")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,28 +24,37 @@ import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from tickstream.bars_columns import BAR_COLUMNS
+from tickstream.lake.layout import DELTA_TABLES, Lake
 
-DELTA_TABLES = ("bars", "ticks", "rejects", "late")
+LakeLike = Lake | str | Path
 
 
-def is_delta_table(root: Path, table: str) -> bool:
+def as_lake(lake: LakeLike) -> Lake:
+    return lake if isinstance(lake, Lake) else Lake(lake)
+
+
+def is_delta_table(lake: LakeLike, table: str) -> bool:
     """Whether the table has its first commit (Delta makes ``_delta_log/`` before it)."""
-    return any((root / table / "_delta_log").glob("*.json"))
+    found = as_lake(lake)
+    return bool(DeltaTable.is_deltatable(found.delta_uri(table), found.storage_options))
 
 
-def dataset(root: Path, table: str) -> ds.Dataset | None:
+def dataset(lake: LakeLike, table: str) -> ds.Dataset | None:
     """The table's current version as an Arrow dataset, or None if nothing was written to it."""
-    if not is_delta_table(root, table):
+    found = as_lake(lake)
+    if not is_delta_table(found, table):
         return None
-    return DeltaTable((root / table).as_posix()).to_pyarrow_dataset()
+    table_log = DeltaTable(found.delta_uri(table), storage_options=found.storage_options)
+    return table_log.to_pyarrow_dataset()
 
 
-def connect(root: Path, tables: tuple[str, ...] = DELTA_TABLES) -> duckdb.DuckDBPyConnection:
+def connect(lake: LakeLike, tables: tuple[str, ...] = DELTA_TABLES) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection (UTC) with each written table of the lake as a view of its name."""
+    found_lake = as_lake(lake)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for table in tables:
-        found = dataset(root, table)
+        found = dataset(found_lake, table)
         if found is not None:
             con.register(table, found)
     return con
@@ -54,7 +67,7 @@ def tables_in(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def read_bars(
-    root: Path,
+    lake: LakeLike,
     *,
     symbol: str | None = None,
     start: datetime | None = None,
@@ -62,7 +75,7 @@ def read_bars(
     limit: int | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Bars ordered by window and symbol, filtered by symbol and [start, end) on window_start."""
-    con = connect(root, ("bars",))
+    con = connect(lake, ("bars",))
     if "bars" not in tables_in(con):
         return list(BAR_COLUMNS), []
     where: list[str] = []

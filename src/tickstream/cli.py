@@ -547,16 +547,39 @@ def lake() -> None:
 
 
 def _on_lake(
-    settings: Settings, root: Lake, command: str, work: Callable[[SparkSession, Lake], R]
+    settings: Settings,
+    root: Lake,
+    command: str,
+    work: Callable[[SparkSession, Lake], R],
+    *,
+    job_stopped: bool = True,
 ) -> R:
     """Run ``work`` on the lake in a Spark session of its own, stopped after."""
+    from tickstream.errors import TickstreamError
     from tickstream.spark import build_spark
+
+    if root.remote and not job_stopped:
+        # Delta's log on S3 takes one writing process at a time (S3SingleDriverLogStore: S3
+        # has no put-if-absent, so two drivers could each write the same commit number).
+        raise TickstreamError(
+            f"on S3 a Delta table takes commits from one process at a time, and the bars job "
+            f"may be writing to {root}",
+            f"stop the job first and run `tickstream lake {command} --job-stopped` (the running "
+            "job compacts its finished dates by itself)",
+        )
 
     spark = build_spark(settings, app_name=f"tickstream-lake-{command}")
     try:
         return work(spark, root)
     finally:
         spark.stop()
+
+
+_JOB_STOPPED = click.option(
+    "--job-stopped",
+    is_flag=True,
+    help="On an S3 lake: confirm that no bars job is writing to it (required there).",
+)
 
 
 @lake.command("convert")
@@ -583,19 +606,23 @@ def lake_convert(**options: Any) -> None:
     show_default=True,
     help="Also cluster each table's rows by symbol and time (rewrites every file).",
 )
-def lake_optimize(zorder: bool, **options: Any) -> None:
+@_JOB_STOPPED
+def lake_optimize(zorder: bool, job_stopped: bool, **options: Any) -> None:
     """Compact the small files of every table's date partitions into a few large ones.
 
-    Safe while the job runs: the compaction commits no data change, readers see the same rows
-    before and after, and the job's appends never conflict with it. The job also compacts its
-    finished date partitions by itself (LAKE_COMPACTION, LAKE_COMPACTION_INTERVAL).
+    Safe while the job runs on a local or mounted lake: the compaction commits no data change,
+    readers see the same rows before and after, and the job's appends never conflict with it.
+    On S3, Delta takes commits from one process at a time: stop the job and pass --job-stopped.
+    The job also compacts its finished date partitions by itself (LAKE_COMPACTION).
     """
     from tickstream.bars.maintenance import optimize
     from tickstream.lake.layout import Lake
 
     settings = settings_from(options)
     root = Lake.from_settings(settings)
-    done = _on_lake(settings, root, "optimize", partial(optimize, zorder=zorder))
+    done = _on_lake(
+        settings, root, "optimize", partial(optimize, zorder=zorder), job_stopped=job_stopped
+    )
     if not done:
         click.echo(f"nothing to compact in {root}: no table has a commit yet")
     for c in done:
@@ -607,12 +634,14 @@ def lake_optimize(zorder: bool, **options: Any) -> None:
 
 @lake.command("vacuum")
 @settings_options(*LAKE_FIELDS, "lake_retention", "spark_master", *HOME_FIELDS)
-def lake_vacuum(**options: Any) -> None:
+@_JOB_STOPPED
+def lake_vacuum(job_stopped: bool, **options: Any) -> None:
     """Delete data files no table version within LAKE_RETENTION still uses.
 
     Files replaced by a compaction, and those of micro-batches that crashed before their
     commit, stay until then: a reader that started earlier may still be reading them, and
-    time travel to a version within the retention works. Safe while the job runs.
+    time travel to a version within the retention works. Safe while the job runs on a local or
+    mounted lake; on S3, stop the job and pass --job-stopped.
     """
     from tickstream.bars.maintenance import vacuum
     from tickstream.lake.layout import Lake
@@ -620,7 +649,9 @@ def lake_vacuum(**options: Any) -> None:
     settings = settings_from(options)
     root = Lake.from_settings(settings)
     hours = settings.lake_retention_hours
-    done = _on_lake(settings, root, "vacuum", partial(vacuum, retention_hours=hours))
+    done = _on_lake(
+        settings, root, "vacuum", partial(vacuum, retention_hours=hours), job_stopped=job_stopped
+    )
     if not done:
         click.echo(f"nothing to vacuum in {root}: no table has a commit yet")
     for v in done:

@@ -132,9 +132,12 @@ def reconcile(
     settings: Settings, start: datetime | None = None, end: datetime | None = None
 ) -> Report:
     where = Lake.from_settings(settings)
-    snapshot: Snapshot = StateStore.read_latest(where)
+    try:
+        snapshot: Snapshot = StateStore.read_latest(where)
+        committed = committed_offsets(where, settings.kafka_topic)
+    except OSError as exc:  # a wrong endpoint or key, a missing bucket, an unreadable folder
+        raise where.unreachable(exc) from None
     offsets = topic_offsets(settings)
-    committed = committed_offsets(where, settings.kafka_topic)
     topic_messages = sum(high - low for low, high in offsets.values())
     consumed = sum(committed.get(p, low) - low for p, (low, _high) in offsets.items())
     lag = sum(high - committed.get(p, low) for p, (low, high) in offsets.items())

@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from tests.integration.test_bars_job import WINDOW_MS, as_dicts, assert_reconcil
 from tests.reference import lake_bars, lake_sql, reference_bars
 from tests.s3_local import ACCESS_KEY, REGION, SECRET_KEY, LocalS3
 from tests.streams import es_ticks, send_heartbeat, send_hostile
-from tickstream.config import load_settings
+from tickstream.config import Settings, load_settings
 from tickstream.lake.layout import Lake
 
 
@@ -113,6 +114,7 @@ def test_the_pipeline_on_s3_is_exact_through_a_sigkill_and_restart(
     make_topic: Callable[..., str],
     stream_proc: Callable[..., subprocess.Popen[str]],
     s3: LocalS3,
+    base_settings: Settings,
 ) -> None:
     """OUTPUT_PATH=s3a://...: checkpoints, job state, Delta tables and the CSV export on S3.
     The job is SIGKILLed mid-stream and restarted: the bars equal the independent computation,
@@ -173,6 +175,36 @@ def test_the_pipeline_on_s3_is_exact_through_a_sigkill_and_restart(
     csv_bars = sum(len(pa_csv.read_csv(lake.fs.open_input_stream(path))) for path in csv_objects)
     assert csv_bars == len(expected)
     assert_reconciled(settings)
+
+    # `tickstream bars` reads the bars over S3, without Spark.
+    child_env = {
+        **os.environ,
+        **env,
+        "TICKSTREAM_HOME": str(base_settings.tickstream_home),
+        "TICKSTREAM_JARS_DIR": str(base_settings.jars_dir),
+        "SPARK_MASTER": "local[2]",
+    }
+    listed = subprocess.run(
+        [sys.executable, "-m", "tickstream", "bars", "--format", "csv"],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert len(listed.stdout.splitlines()) == len(expected) + 1  # and a header
+    # Compaction by hand: refused while a job may write (one writer process on S3), then run.
+    lake_cmd = [sys.executable, "-m", "tickstream", "lake", "optimize"]
+    refused = subprocess.run(lake_cmd, env=child_env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1
+    assert "--job-stopped" in refused.stderr.strip().splitlines()[-1]
+    compacted = subprocess.run(
+        [*lake_cmd, "--job-stopped"], env=child_env, capture_output=True, text=True, timeout=300
+    )
+    assert compacted.returncode == 0, compacted.stderr
+    assert "ticks:" in compacted.stdout
+    assert lake_bars(location, options) == expected
+    assert lake_sql(location, "SELECT count(*) FROM ticks", options) == [(len(ticks),)]
     # The lake is on the server, not in a local folder named after the URI.
     assert lake.is_dir("_checkpoints", "bars", "commits")
     assert not Path("s3a:").exists()

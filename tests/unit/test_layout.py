@@ -97,8 +97,14 @@ def test_the_drivers_files_are_written_whole_listed_and_deleted(tmp_path: Path) 
 
 
 def test_a_lake_that_cannot_be_used_is_one_line() -> None:
-    error = Lake("s3a://bucket/lake", STORE).unreachable(OSError("AWS Error ACCESS_DENIED\nmore"))
+    lake = Lake("s3a://bucket/lake", STORE)
+    error = lake.unreachable(OSError("AWS Error ACCESS_DENIED during GetObject"))
     assert str(error) == (
-        "cannot use the lake at s3a://bucket/lake: AWS Error ACCESS_DENIED; "
+        "cannot use the lake at s3a://bucket/lake: AWS Error ACCESS_DENIED during GetObject; "
         "check S3_ENDPOINT, S3_REGION, the credentials and that the bucket exists"
+    )
+    # deltalake explains over several lines, coloured, the cause last.
+    told = "Generic S3 error: Error after 10 retries\n  \x1b[31m↳\x1b[0m Connection refused\n"
+    assert "lake: Generic S3 error: Error after 10 retries (Connection refused);" in str(
+        lake.unreachable(OSError(told))
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ CHECKPOINTS = "_checkpoints"
 DELTA_LOG = "_delta_log"
 
 S3_SCHEMES = ("s3a://", "s3://")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def is_object_store(output_path: str | Path) -> bool:
@@ -223,7 +225,11 @@ class Lake:
 
     def unreachable(self, error: Exception) -> TickstreamError:
         """A failed access to the lake as one line saying what to check."""
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        # Some clients (deltalake) explain an error over several lines, the cause last.
+        lines = [_ANSI.sub("", ln).strip(" ↳") for ln in str(error).strip().splitlines()]
+        lines = [ln for ln in lines if ln] or [type(error).__name__]
+        first = lines[0] if len(lines) == 1 else f"{lines[0]} ({lines[-1]})"
+        first = first[:300]
         hint = (
             "check S3_ENDPOINT, S3_REGION, the credentials and that the bucket exists"
             if self.remote

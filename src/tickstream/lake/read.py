@@ -54,7 +54,10 @@ def connect(lake: LakeLike, tables: tuple[str, ...] = DELTA_TABLES) -> duckdb.Du
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     for table in tables:
-        found = dataset(found_lake, table)
+        try:
+            found = dataset(found_lake, table)
+        except OSError as exc:  # a wrong endpoint or key, a missing bucket, an unreadable folder
+            raise found_lake.unreachable(exc) from None
         if found is not None:
             con.register(table, found)
     return con

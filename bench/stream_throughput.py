@@ -144,16 +144,11 @@ class ParquetLakeWriter(LakeWriter):
         self.publish_by_date(rows, table, batch_id, "parquet", encode)
 
 
-def drain_all_stats(spark: SparkSession, settings: Settings) -> None:
-    key = "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols"
-    kept = spark.conf.get(key) or "2"
-    spark.conf.set(key, "32")  # Delta's own default: the first 32 columns
-    try:
-        drain_tickstream(spark, settings)
-    finally:
-        spark.conf.set(key, kept)
-
-
+STATS_COLUMNS = "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols"
+# Delta's own default: statistics of the first 32 columns of each file.
+ALL_STATS = {STATS_COLUMNS: "32"}
+# No statistics at all (a reader of a time range then opens every file of the date).
+NO_STATS = {STATS_COLUMNS: "0"}
 # Delta's per-commit work that a reader does not need: a checksum file after every commit (it
 # sums the table's state), and a checkpoint of the log every 10 commits (a Spark job each).
 LEAN_DELTA = {
@@ -162,18 +157,19 @@ LEAN_DELTA = {
 }
 
 
-def drain_lean_delta(spark: SparkSession, settings: Settings) -> None:
-    kept = {key: spark.conf.get(key, None) for key in LEAN_DELTA}
-    for key, value in LEAN_DELTA.items():
+def drain_with(spark: SparkSession, settings: Settings, conf: dict[str, str]) -> None:
+    """The bars job with some of the session's configuration changed for the drain."""
+    kept: dict[str, str | None] = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
         spark.conf.set(key, value)
     try:
         drain_tickstream(spark, settings)
     finally:
-        for key, value in kept.items():
-            if value is None:
+        for key, old in kept.items():
+            if old is None:
                 spark.conf.unset(key)
             else:
-                spark.conf.set(key, value)
+                spark.conf.set(key, old)
 
 
 def _kafka(spark: SparkSession, settings: Settings) -> DataFrame:
@@ -432,9 +428,10 @@ def main() -> None:
                 "parse-full": lambda: drain_read_parse(spark, settings, out, fast_path=False),
                 "tickstream": lambda: drain_tickstream(spark, settings),
                 "parquet-lake": lambda: drain_tickstream(spark, settings, parquet_lake=True),
-                "all-stats": lambda: drain_all_stats(spark, settings),
+                "all-stats": lambda: drain_with(spark, settings, ALL_STATS),
+                "no-stats": lambda: drain_with(spark, settings, NO_STATS),
                 "serial-writes": lambda: drain_tickstream(spark, settings, parallel_writes=False),
-                "lean-delta": lambda: drain_lean_delta(spark, settings),
+                "lean-delta": lambda: drain_with(spark, settings, LEAN_DELTA),
                 "original": lambda: drain_original(spark, settings, out),
                 "builtin": lambda: drain_builtin(spark, settings, out),
             }
@@ -453,6 +450,7 @@ def main() -> None:
             "all-stats": "the same, Delta stats 32 cols",
             "serial-writes": "the same, tables one by one",
             "lean-delta": "the same, no checksum, ckpt/100",
+            "no-stats": "the same, no Delta statistics",
             "original": "original design (6 queries)",
             "builtin": "spike (a): built-in operators",
         }
@@ -474,7 +472,8 @@ def main() -> None:
                     f"  best: {labels[design]:<31} {best[design]:>7.1f}s  "
                     f"{rates[design]:>10,.0f} ticks/s"
                 )
-            for other in ("original", "parquet-lake", "all-stats", "serial-writes", "lean-delta"):
+            others = ("original", "parquet-lake", "all-stats", "serial-writes", "lean-delta")
+            for other in (*others, "no-stats"):
                 if "tickstream" in rates and other in rates:
                     ratio = rates["tickstream"] / rates[other]
                     print(f"  {'tickstream / ' + other:<37} {ratio:>18.2f}x")

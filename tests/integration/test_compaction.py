@@ -46,23 +46,27 @@ class Reader:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(120)
+        self.read()  # and once more after the writer ended: the last read sees every row
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             if not has_commit(self.table):
                 self._stop.wait(0.2)
                 continue
-            dt = DeltaTable(self.table.as_posix())
-            ids = dt.to_pyarrow_table(columns=["event_id"]).column("event_id").to_pylist()
-            now = set(ids)
-            if len(now) != len(ids):
-                self.faults.append(f"version {dt.version()}: {len(ids) - len(now)} doubled rows")
-            if not self.seen <= now:
-                lost = len(self.seen - now)
-                self.faults.append(f"version {dt.version()}: {lost} rows an earlier read had")
-            self.seen = now
-            self.reads.append((dt.version(), len(ids)))
+            self.read()
             self._stop.wait(self.pause)  # leave the cores to the writer most of the time
+
+    def read(self) -> None:
+        dt = DeltaTable(self.table.as_posix())
+        ids = dt.to_pyarrow_table(columns=["event_id"]).column("event_id").to_pylist()
+        now = set(ids)
+        if len(now) != len(ids):
+            self.faults.append(f"version {dt.version()}: {len(ids) - len(now)} doubled rows")
+        if not self.seen <= now:
+            lost = len(self.seen - now)
+            self.faults.append(f"version {dt.version()}: {lost} rows an earlier read had")
+        self.seen = now
+        self.reads.append((dt.version(), len(ids)))
 
 
 def files_per_date(table: Path) -> dict[str, int]:

@@ -286,7 +286,7 @@ class BarsJob:
         return max(1, min(cores, accepted // ARCHIVE_ROWS_PER_FILE))
 
     def _write_bars(self, bars: list[dict[str, Any]], batch_id: int) -> None:
-        self.lake.append_rows(self.spark, bars, BAR, "bars", batch_id)
+        self.lake.append_rows(bars, BAR, "bars", batch_id)
         self.lake.write_csv(bars, BAR_COLUMNS, "bars_csv", batch_id)
 
     def _run_all(self, writes: list[Callable[[], None]]) -> None:

@@ -18,14 +18,16 @@ before a compaction can still read the files its version lists.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from tickstream.bars.lake import delta_sql_path
+from tickstream.bars.lake import DRIVER_COMMITS, DRIVER_TABLES, delta_sql_path
 from tickstream.lake.layout import DELTA_TABLES, Lake
 from tickstream.lake.read import is_delta_table
 from tickstream.spark import MAINTENANCE_POOL
@@ -70,19 +72,27 @@ def optimize(
 
     ``before`` maps a table to a date (``YYYY-MM-DD``): only its partitions before that date are
     compacted; a table missing from it is left alone. Without ``before``, every partition is.
+    The tables Spark writes are compacted by Spark; those the driver writes (``bars``) by the
+    ``deltalake`` package, as their appends are (one kind of writer per table).
     """
     done = []
     for table in tables:
         if not is_delta_table(lake, table):
             continue
+        if before is not None and table not in before:
+            continue
+        until = before[table] if before is not None else None
+        if until is not None:
+            date.fromisoformat(until)  # a date, nothing else, goes into the SQL
+        columns = ZORDER_COLUMNS.get(table) if zorder else None
+        if table in DRIVER_TABLES:
+            done.append(_optimize_driver_table(lake, table, until, columns))
+            continue
         sql = f"OPTIMIZE delta.`{delta_sql_path(lake, table)}`"
-        if before is not None:
-            if table not in before:
-                continue
-            date.fromisoformat(before[table])  # a date, nothing else, goes into the SQL
-            sql += f" WHERE date < '{before[table]}'"
-        if zorder and table in ZORDER_COLUMNS:
-            sql += f" ZORDER BY ({', '.join(ZORDER_COLUMNS[table])})"
+        if until is not None:
+            sql += f" WHERE date < '{until}'"
+        if columns:
+            sql += f" ZORDER BY ({', '.join(columns)})"
         metrics = spark.sql(sql).collect()[0]["metrics"]
         done.append(
             Compacted(
@@ -93,6 +103,25 @@ def optimize(
             )
         )
     return done
+
+
+def _optimize_driver_table(
+    lake: Lake, table: str, until: str | None, columns: tuple[str, ...] | None
+) -> Compacted:
+    """OPTIMIZE by the ``deltalake`` package, a commit that changes no data as Spark's is."""
+    filters = [("date", "<", until)] if until is not None else None
+    with DRIVER_COMMITS:
+        found = DeltaTable(lake.delta_uri(table), storage_options=lake.write_options)
+        if columns:
+            metrics = found.optimize.z_order(columns, partition_filters=filters)
+        else:
+            metrics = found.optimize.compact(partition_filters=filters)
+    return Compacted(
+        table,
+        files_removed=int(metrics["numFilesRemoved"]),
+        files_added=int(metrics["numFilesAdded"]),
+        partitions=int(metrics["partitionsOptimized"]),
+    )
 
 
 def vacuum(
@@ -116,6 +145,15 @@ def vacuum(
     done = []
     for table in tables:
         if not is_delta_table(lake, table):
+            continue
+        if table in DRIVER_TABLES:
+            with DRIVER_COMMITS:
+                found = DeltaTable(lake.delta_uri(table), storage_options=lake.write_options)
+                # Whole hours, rounded up: never a file younger than the retention.
+                deleted = found.vacuum(
+                    math.ceil(retention_hours), dry_run=False, enforce_retention_duration=False
+                )
+            done.append(Vacuumed(table, len(deleted)))
             continue
         path = delta_sql_path(lake, table)
         doomed = spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS DRY RUN").count()

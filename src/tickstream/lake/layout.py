@@ -153,7 +153,17 @@ class Lake:
 
     @property
     def storage_options(self) -> dict[str, str] | None:
+        """The ``deltalake`` package's options to read the lake."""
         return self.store.delta_rs() if self.remote else None
+
+    @property
+    def write_options(self) -> dict[str, str] | None:
+        """... and to write it. On S3 the package needs a lock service to keep two writers
+        from taking the same commit number, unless told the writer is alone: the driver is
+        the only writer of the tables it writes, one commit at a time (``DRIVER_COMMITS``)."""
+        if not self.remote:
+            return None
+        return {**self.store.delta_rs(), "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
 
     def __str__(self) -> str:
         return self.url()

@@ -94,13 +94,17 @@ def drain_tickstream(
     *,
     parquet_lake: bool = False,
     parallel_writes: bool = True,
+    spark_bars: bool = False,
 ) -> None:
     """The bars job, ``--once``; ``parquet_lake``: with the pre-Delta lake writer, one table
     after the other as the job wrote its lake then; ``parallel_writes`` off: the batch's Delta
-    appends one after the other, the tick archive by one task."""
+    appends one after the other, the tick archive by one task; ``spark_bars``: the bars
+    appended by Spark, as before the driver wrote them."""
     job = BarsJob(settings, spark)
     if parquet_lake:
         job.lake = ParquetLakeWriter(job.root)
+    if spark_bars:
+        job.lake = SparkBarsWriter(job.root, spark)
     job.parallel_writes = parallel_writes and not parquet_lake
     query = job.start(once=True)
     query.awaitTermination()
@@ -161,15 +165,6 @@ class SparkBarsWriter(LakeWriter):
         names = schema.fieldNames()
         frame = self.spark.createDataFrame([tuple(r[c] for c in names) for r in rows], schema)
         self.append(frame, table, batch_id)
-
-
-def drain_spark_bars(spark: SparkSession, settings: Settings) -> None:
-    job = BarsJob(settings, spark)
-    job.lake = SparkBarsWriter(job.root, spark)
-    query = job.start(once=True)
-    query.awaitTermination()
-    if query.exception() is not None:
-        raise SystemExit(f"tickstream failed: {query.exception()}")
 
 
 STATS_COLUMNS = "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols"
@@ -458,7 +453,7 @@ def main() -> None:
                 "parquet-lake": lambda: drain_tickstream(spark, settings, parquet_lake=True),
                 "all-stats": lambda: drain_with(spark, settings, ALL_STATS),
                 "no-stats": lambda: drain_with(spark, settings, NO_STATS),
-                "spark-bars": lambda: drain_spark_bars(spark, settings),
+                "spark-bars": lambda: drain_tickstream(spark, settings, spark_bars=True),
                 "serial-writes": lambda: drain_tickstream(spark, settings, parallel_writes=False),
                 "lean-delta": lambda: drain_with(spark, settings, LEAN_DELTA),
                 "original": lambda: drain_original(spark, settings, out),

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 from tickstream.bars_columns import BAR_COLUMNS
 from tickstream.lake.layout import DELTA_TABLES, Lake
@@ -42,9 +43,10 @@ def is_delta_table(lake: LakeLike, table: str) -> bool:
 def dataset(lake: LakeLike, table: str) -> ds.Dataset | None:
     """The table's current version as an Arrow dataset, or None if nothing was written to it."""
     found = as_lake(lake)
-    if not is_delta_table(found, table):
+    try:  # one read of the log: is it a table, and what does its current version hold
+        table_log = DeltaTable(found.delta_uri(table), storage_options=found.storage_options)
+    except TableNotFoundError:
         return None
-    table_log = DeltaTable(found.delta_uri(table), storage_options=found.storage_options)
     return table_log.to_pyarrow_dataset()
 
 

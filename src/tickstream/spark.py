@@ -175,11 +175,6 @@ def spark_conf(
         # a temporary object, then copies it (and on S3A it cannot create a file in a folder
         # that has no object yet). This one writes a file with one upload, which appears
         # whole when it completes, and abandons it on failure (SPARK-40039).
-        # The state store uploads its files from local disk. S3A's optimized copy sends them
-        # through the AWS SDK's transfer manager, whose chunked signing some S3-compatible
-        # servers refuse (S3Proxy: XAmzContentSHA256Mismatch); without it, they go through
-        # S3A's block upload, as every data file Spark writes does.
-        conf["spark.hadoop.fs.s3a.optimized.copy.from.local.enabled"] = "false"
         conf["spark.sql.streaming.checkpointFileManagerClass"] = (
             "org.apache.spark.internal.io.cloud.AbortableStreamBasedCheckpointFileManager"
         )

@@ -29,7 +29,7 @@ from tests.reference import lake_bars, lake_sql, reference_bars
 from tests.s3_local import ACCESS_KEY, REGION, SECRET_KEY, LocalS3
 from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tickstream.config import Settings, load_settings
-from tickstream.lake.layout import Lake
+from tickstream.lake.layout import Lake, ObjectStore
 
 
 @pytest.fixture(scope="module")
@@ -41,30 +41,15 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
         server.stop()
 
 
+def local_store(s3: LocalS3) -> ObjectStore:
+    return ObjectStore(s3.endpoint, REGION, ACCESS_KEY, SECRET_KEY, path_style=True)
+
+
 def use_s3(spark: SparkSession, s3: LocalS3, bucket: str) -> None:
-    """Point S3A at the local server for this bucket (per-bucket settings)."""
+    """Point S3A at the local server for this bucket: the job's S3A settings, per bucket."""
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    prefix = f"fs.s3a.bucket.{bucket}."
-    for key, value in {
-        "endpoint": s3.endpoint,
-        "endpoint.region": REGION,
-        "path.style.access": "true",
-        "connection.ssl.enabled": "false",
-        "access.key": ACCESS_KEY,
-        "secret.key": SECRET_KEY,
-    }.items():
-        conf.set(prefix + key, value)
-
-
-def storage_options(s3: LocalS3) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": s3.endpoint,
-        "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
-    }
+    for key, value in local_store(s3).hadoop().items():
+        conf.set(key.replace("fs.s3a.", f"fs.s3a.bucket.{bucket}.", 1), value)
 
 
 def test_delta_tables_on_s3_written_by_spark_read_by_deltalake(
@@ -89,7 +74,8 @@ def test_delta_tables_on_s3_written_by_spark_read_by_deltalake(
     assert metrics["numFilesRemoved"] == 9
     assert metrics["numFilesAdded"] == 3
 
-    table = DeltaTable(f"s3://{bucket}/lake/ticks", storage_options=storage_options(s3))
+    options = Lake(f"s3a://{bucket}/lake", local_store(s3)).storage_options
+    table = DeltaTable(f"s3://{bucket}/lake/ticks", storage_options=options)
     assert table.version() == 3
     got = pa.table(table.to_pyarrow_table()).sort_by("seq").to_pylist()
     assert [(r["symbol"], r["seq"], r["price"], r["date"]) for r in got] == rows

@@ -46,6 +46,7 @@ def test_a_local_lake_is_an_absolute_folder(
 def test_the_object_store_settings_reach_s3a_and_deltalake() -> None:
     assert STORE.hadoop() == {
         "fs.s3a.path.style.access": "true",
+        "fs.s3a.optimized.copy.from.local.enabled": "false",
         "fs.s3a.endpoint": "http://127.0.0.1:9000",
         "fs.s3a.connection.ssl.enabled": "false",
         "fs.s3a.endpoint.region": "eu-west-1",
@@ -62,7 +63,10 @@ def test_the_object_store_settings_reach_s3a_and_deltalake() -> None:
     }
     assert "very-secret" not in repr(STORE)
     # Nothing set: the SDKs' defaults (AWS's endpoint, the environment's or a role's keys).
-    assert ObjectStore().hadoop() == {"fs.s3a.path.style.access": "false"}
+    assert ObjectStore().hadoop() == {
+        "fs.s3a.path.style.access": "false",
+        "fs.s3a.optimized.copy.from.local.enabled": "false",
+    }
     assert ObjectStore().delta_rs() == {"AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "true"}
 
 

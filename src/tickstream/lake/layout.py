@@ -71,7 +71,14 @@ class ObjectStore:
 
     def hadoop(self) -> dict[str, str]:
         """Hadoop's S3A settings (``fs.s3a.*``), for Spark's ``spark.hadoop.`` prefix."""
-        conf = {"fs.s3a.path.style.access": str(self.path_style).lower()}
+        conf = {
+            "fs.s3a.path.style.access": str(self.path_style).lower(),
+            # The state store uploads its files from local disk. S3A's optimized copy sends
+            # them through the AWS SDK's transfer manager, whose chunked signing some
+            # S3-compatible servers refuse (S3Proxy: XAmzContentSHA256Mismatch); without it,
+            # they go through S3A's block upload, as every data file Spark writes does.
+            "fs.s3a.optimized.copy.from.local.enabled": "false",
+        }
         if self.endpoint:
             conf["fs.s3a.endpoint"] = self.endpoint
             conf["fs.s3a.connection.ssl.enabled"] = str(not self.plain_http).lower()

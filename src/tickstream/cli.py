@@ -379,8 +379,6 @@ def run_stream(
         console.tick(force=True)
         error = job.failure()
         if error is not None:
-            from tickstream.errors import TickstreamError
-
             raise TickstreamError(f"the bars job failed: {str(error).splitlines()[0][:500]}")
     notify("stopped; a restart resumes from the checkpoint")
     spark.stop()
@@ -555,7 +553,6 @@ def _on_lake(
     job_stopped: bool = True,
 ) -> R:
     """Run ``work`` on the lake in a Spark session of its own, stopped after."""
-    from tickstream.errors import TickstreamError
     from tickstream.spark import build_spark
 
     if root.remote and not job_stopped:

@@ -45,7 +45,7 @@ from tickstream.bars.steps import (
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
 from tickstream.kafka_admin import spark_kafka_security
-from tickstream.lake.layout import Lake
+from tickstream.lake.layout import CSV_TABLE, Lake
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
@@ -287,7 +287,7 @@ class BarsJob:
 
     def _write_bars(self, bars: list[dict[str, Any]], batch_id: int) -> None:
         self.lake.append_rows(bars, BAR, "bars", batch_id)
-        self.lake.write_csv(bars, BAR_COLUMNS, "bars_csv", batch_id)
+        self.lake.write_csv(bars, BAR_COLUMNS, CSV_TABLE, batch_id)
 
     def _run_all(self, writes: list[Callable[[], None]]) -> None:
         """Run the batch's writes, at the same time unless ``parallel_writes`` is off; the first

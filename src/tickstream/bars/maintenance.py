@@ -111,7 +111,7 @@ def _optimize_driver_table(
     """OPTIMIZE by the ``deltalake`` package, a commit that changes no data as Spark's is."""
     filters = [("date", "<", until)] if until is not None else None
     with DRIVER_COMMITS:
-        found = DeltaTable(lake.delta_uri(table), storage_options=lake.write_options)
+        found = _driver_table(lake, table)
         if columns:
             metrics = found.optimize.z_order(columns, partition_filters=filters)
         else:
@@ -122,6 +122,11 @@ def _optimize_driver_table(
         files_added=int(metrics["numFilesAdded"]),
         partitions=int(metrics["partitionsOptimized"]),
     )
+
+
+def _driver_table(lake: Lake, table: str) -> DeltaTable:
+    """A table the driver writes, opened to write (see ``Lake.write_options``)."""
+    return DeltaTable(lake.delta_uri(table), storage_options=lake.write_options)
 
 
 def vacuum(
@@ -148,9 +153,8 @@ def vacuum(
             continue
         if table in DRIVER_TABLES:
             with DRIVER_COMMITS:
-                found = DeltaTable(lake.delta_uri(table), storage_options=lake.write_options)
                 # Whole hours, rounded up: never a file younger than the retention.
-                deleted = found.vacuum(
+                deleted = _driver_table(lake, table).vacuum(
                     math.ceil(retention_hours), dry_run=False, enforce_retention_duration=False
                 )
             done.append(Vacuumed(table, len(deleted)))

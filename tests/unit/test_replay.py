@@ -180,3 +180,21 @@ def test_missing_file_and_bad_zone(tmp_path: Path) -> None:
         ReplaySource(tmp_path / "nope.csv")
     with pytest.raises(ReplayError, match="unknown time zone"):
         ReplaySource(DATA, symbol="ES", tz="Mars/Olympus")
+
+
+def test_a_producer_behind_the_pace_never_gets_a_clock_ahead_of_the_ticks_to_come() -> None:
+    """A heartbeat carries ``clock_ms``; a tick yielded after it must not be older, or it is
+    late. The consumer here stalls after every chunk (a slow broker, a busy machine) while the
+    replay runs at ~5,000x, where 25 ms of wall time is two minutes of event time."""
+    import time
+
+    source = ReplaySource(DATA, symbol="ES", tz="America/Chicago", speed=5000.0, count=3000)
+    clocks: list[int] = []
+    for chunk in source.chunks():
+        if len(chunk):
+            assert not clocks or int(chunk.ts_epoch_ms.min()) >= max(clocks)
+        time.sleep(0.03)
+        clock = source.clock_ms()
+        assert clock is not None
+        clocks.append(clock)
+    assert len(clocks) >= 5

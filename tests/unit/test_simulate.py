@@ -71,3 +71,17 @@ def test_a_rate_spaces_event_times_evenly() -> None:
     source = SimulateSource(["A"], 4.0, seed=1, count=8, start_ms=10_000)
     ticks = [t for c in [source._generate(8)] for t in c.ticks()]
     assert [t.ts_epoch_ms for t in ticks] == [10_000 + 250 * i for i in range(8)]
+
+
+def test_a_producer_behind_the_rate_never_gets_a_clock_ahead_of_the_ticks_to_come() -> None:
+    """The heartbeat's clock is held back to the next tick's time when the consumer stalls."""
+    import time
+
+    source = SimulateSource(["AAPL", "MSFT"], rate=2000.0, seed=1, count=400)
+    clocks: list[int] = []
+    for chunk in source.chunks():
+        if len(chunk):
+            assert not clocks or int(chunk.ts_epoch_ms.min()) >= max(clocks)
+        time.sleep(0.05)
+        clocks.append(source.clock_ms() or 0)
+    assert len(clocks) >= 3

@@ -290,6 +290,7 @@ class ReplaySource(TickSource):
         self._shift_ms: int | None = None
         self._first_ts: int | None = None
         self._last_ts: int | None = None
+        self._pending_ts: int | None = None  # the earliest tick of the chunk not yet yielded
         self._t0 = time.monotonic()
         self._total: int | None = None
 
@@ -304,11 +305,16 @@ class ReplaySource(TickSource):
         return self._bad_rows
 
     def clock_ms(self) -> int | None:
+        # The replay's clock, held back to the earliest tick it has not yielded yet: a heartbeat
+        # promises that no later tick is older, and a producer that falls behind its pace (a
+        # slow broker, a busy machine) must not send a clock ahead of the ticks still to come.
         if self._first_ts is None:
             return None
         if self.speed is None:
             return self._last_ts
-        return self._first_ts + int((time.monotonic() - self._t0) * 1000 * self.speed)
+        paced = self._first_ts + int((time.monotonic() - self._t0) * 1000 * self.speed)
+        held = self._pending_ts if self._pending_ts is not None else self._last_ts
+        return paced if held is None else min(paced, held)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -408,6 +414,7 @@ class ReplaySource(TickSource):
         # When each tick is due, in seconds since the start; a tick whose time goes
         # backwards is sent right after its predecessor.
         due = np.maximum.accumulate((chunk.ts_epoch_ms - self._first_ts) / (1000.0 * self.speed))
+        earliest_after = np.minimum.accumulate(chunk.ts_epoch_ms[::-1])[::-1]
         position = 0
         while position < len(chunk):
             if self.stop.is_set():
@@ -417,8 +424,11 @@ class ReplaySource(TickSource):
             if ready > position:
                 part = chunk.slice(position, ready)
                 self._last_ts = int(part.ts_epoch_ms[-1])
+                self._pending_ts = int(earliest_after[ready]) if ready < len(chunk) else None
                 yield part
                 position = ready
                 continue
+            self._pending_ts = int(earliest_after[position])
             self.wait(min(float(due[position]) - elapsed, IDLE_YIELD_S))
             yield TickChunk.empty(self.name)
+        self._pending_ts = None

@@ -91,7 +91,10 @@ class SimulateSource(TickSource):
 
     def clock_ms(self) -> int | None:
         if self.rate > 0:
-            return self.start_ms + int((time.monotonic() - self._t0) * 1000)
+            # Held back to the next tick's time: a producer behind its pace must not send a
+            # heartbeat ahead of ticks still to come (they would be late).
+            paced = self.start_ms + int((time.monotonic() - self._t0) * 1000)
+            return min(paced, self._tick_ts(self._emitted))
         return self._last_ts
 
     def chunks(self) -> Iterator[TickChunk]:
@@ -122,10 +125,17 @@ class SimulateSource(TickSource):
             n = min(due, MAX_CHUNK, remaining if remaining is not None else MAX_CHUNK)
             yield self._generate(n)
 
+    def _tick_ts(self, index: int) -> int:
+        """The event time of tick ``index`` at a rate."""
+        return int(self._timestamps_at(np.array([index], dtype=np.int64))[0])
+
+    def _timestamps_at(self, index: np.ndarray) -> np.ndarray:
+        return self.start_ms + (index * 1000 / self.rate).astype(np.int64)
+
     def _timestamps(self, n: int) -> np.ndarray:
         index = np.arange(self._emitted, self._emitted + n, dtype=np.int64)
         if self.rate > 0:
-            return self.start_ms + (index * 1000 / self.rate).astype(np.int64)
+            return self._timestamps_at(index)
         if self.synthetic_clock:
             return self.start_ms + index  # as fast as possible: one tick per millisecond
         return np.full(n, now_ms(), dtype=np.int64)

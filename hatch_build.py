@@ -18,6 +18,9 @@ BASE_DEPENDENCIES = [
     "deltalake>=1.0",
     "pyarrow>=17",
     "numpy>=1.26",
+    "prometheus-client>=0.21",
+    "starlette>=0.40",
+    "uvicorn>=0.30",
 ]
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tickstream.config import Settings, load_settings
-from tickstream.kafka_admin import TopicSpec, ensure_topics
+from tickstream.kafka_admin import TopicSpec, ensure_topics, pipeline_topics
 from tickstream.kafka_local import LocalKafka, free_port
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ def base_settings(state_home: Path) -> Settings:
             "tickstream_home": state_home,
             "tickstream_jars_dir": repo_jars_dir(),
             "spark_master": "local[2]",
+            # In-process jobs publish no bars unless a test asks (and creates the topics).
+            "bars_topic": "off",
+            "bars_live_topic": "off",
         }
     )
 
@@ -55,6 +58,8 @@ def kafka_broker(state_home: Path) -> Iterator[str]:
         state_home / "broker", port=free_port(), jars_dir=repo_jars_dir(), heap="768m"
     )
     result = broker.start(timeout=120)
+    # The default bars topics, for the `tickstream stream` children run with default settings.
+    ensure_topics(result.bootstrap, pipeline_topics(load_settings({"kafka_topic": "events"})))
     try:
         yield result.bootstrap
     finally:

@@ -334,6 +334,10 @@ STREAM_FIELDS = (
     "tick_max_ahead",
     "max_message_bytes",
     "dlq_topic",
+    "bars_topic",
+    "bars_live_topic",
+    "metrics_port",
+    "metrics_host",
     "console_bars",
     "spark_master",
     "spark_shuffle_partitions",
@@ -656,6 +660,45 @@ def lake_vacuum(job_stopped: bool, **options: Any) -> None:
         click.echo(f"{v.table}: {v.files_deleted} files {unused} deleted")
 
 
+# --- tickstream dashboard -------------------------------------------------------------------
+
+DASHBOARD_FIELDS = (
+    "kafka_bootstrap_servers",
+    *SECURITY_FIELDS,
+    "bars_topic",
+    "bars_live_topic",
+    *LAKE_FIELDS,
+    "dashboard_host",
+    "dashboard_port",
+    "metrics_url",
+    "metrics_port",
+)
+
+
+@cli.command("dashboard")
+@settings_options(*DASHBOARD_FIELDS)
+def dashboard_cmd(**options: Any) -> None:
+    """Serve the live dashboard: candlesticks with volume and VWAP, and the job's health.
+
+    \b
+    History comes from the lake's bars table; live candles from BARS_TOPIC and BARS_LIVE_TOPIC
+    (the forming bar moves at the job's trigger pace); the health panel from the job's
+    metrics (METRICS_URL, or the local METRICS_PORT). Everything the page loads is served
+    from here: it works without internet access.
+    """
+    from tickstream.dashboard.app import serve
+
+    settings = settings_from(options)
+    click.echo(f"dashboard on {dashboard_url(settings)}", err=True)
+    serve(settings)
+
+
+def dashboard_url(settings: Settings) -> str:
+    host = settings.dashboard_host
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+    return f"http://{shown}:{settings.dashboard_port}/"
+
+
 # --- tickstream config / up ------------------------------------------------------------------
 
 
@@ -676,6 +719,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for field in Settings.model_fields:
         value = getattr(settings, field)
         if value is None:
+            if Settings.model_fields[field].default is not None:
+                env[env_name(field)] = "off"  # a topic turned off stays off in the child
             continue
         if isinstance(value, tuple):
             value = ",".join(value)

@@ -219,6 +219,26 @@ class Settings(BaseSettings):
         None, description="Also send rejected messages to this Kafka topic; unset = lake only."
     )
     console_bars: bool = Field(True, description="Print each closed bar on the console.")
+    bars_topic: str | None = Field(
+        "bars", description="Publish every closed bar to this Kafka topic; off = don't."
+    )
+    bars_live_topic: str | None = Field(
+        "bars-live",
+        description="Publish the forming bars (provisional) to this Kafka topic; off = don't.",
+    )
+    metrics_port: int | None = Field(
+        None, description="Serve the job's Prometheus metrics on this port; unset = off."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on.")
+
+    # Dashboard
+    dashboard_port: int = Field(8050, description="Port of `tickstream dashboard`.")
+    dashboard_host: str = Field("127.0.0.1", description="Address the dashboard listens on.")
+    metrics_url: str | None = Field(
+        None,
+        description="Where the dashboard scrapes the job's metrics; unset = the local "
+        "METRICS_PORT (http://127.0.0.1:METRICS_PORT/metrics).",
+    )
     spark_shuffle_partitions: int = Field(
         4, description="Spark shuffle partitions of the bars job (more on a cluster)."
     )
@@ -417,6 +437,36 @@ class Settings(BaseSettings):
     @classmethod
     def _dlq(cls, value: str | None) -> str | None:
         return None if value is None else cls._topic(value)
+
+    @field_validator("bars_topic", "bars_live_topic")
+    @classmethod
+    def _optional_topic(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in {"off", "none"}:
+            return None
+        return cls._topic(value.strip())
+
+    @field_validator("metrics_port", "dashboard_port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        if value is not None and not 0 < value < 65536:
+            raise ValueError("expected a TCP port, 1 to 65535")
+        return value
+
+    @field_validator("metrics_url")
+    @classmethod
+    def _metrics_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", value.strip()):
+            raise ValueError("expected http(s)://host:port/metrics")
+        return value.strip() if value is not None else None
+
+    @property
+    def scrape_url(self) -> str | None:
+        """Where the job's metrics are read: METRICS_URL, else the local METRICS_PORT."""
+        if self.metrics_url:
+            return self.metrics_url
+        if self.metrics_port:
+            return f"http://127.0.0.1:{self.metrics_port}/metrics"
+        return None
 
     @field_validator(
         "window_duration",

@@ -47,9 +47,24 @@ def _await_leaders(admin: AdminClient, topics: list[str], timeout: float) -> Non
         time.sleep(0.1)
 
 
+# The forming bars are of interest for minutes: an hour of them is kept.
+LIVE_RETENTION_MS = 3_600_000
+
+
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     """The topics the pipeline reads and writes."""
-    return [TopicSpec(settings.kafka_topic, partitions=3)]
+    specs = [TopicSpec(settings.kafka_topic, partitions=3)]
+    if settings.bars_topic:
+        specs.append(TopicSpec(settings.bars_topic, partitions=3))
+    if settings.bars_live_topic:
+        specs.append(
+            TopicSpec(
+                settings.bars_live_topic,
+                partitions=3,
+                config={"retention.ms": str(LIVE_RETENTION_MS)},
+            )
+        )
+    return specs
 
 
 def client_security(settings: Settings) -> dict[str, str]:

@@ -50,7 +50,11 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     )
     broker.start(timeout=120)
     try:
-        ensure_topics(f"127.0.0.1:{plain}", [TopicSpec("secure-ticks", 3)])
+        # The ticks and the bars topics (the job publishes its bars over SASL too).
+        ensure_topics(
+            f"127.0.0.1:{plain}",
+            [TopicSpec("secure-ticks", 3), TopicSpec("bars", 3), TopicSpec("bars-live", 3)],
+        )
         yield f"127.0.0.1:{plain}", f"127.0.0.1:{sasl}"
     finally:
         broker.stop(timeout=30)

@@ -30,7 +30,9 @@ from pyspark.sql import functions as F
 from tickstream.bars import partials as P
 from tickstream.bars.lake import LakeWriter, parquet_tables
 from tickstream.bars.maintenance import Compactor
+from tickstream.bars.metrics import JobMetrics
 from tickstream.bars.parse import Rules
+from tickstream.bars.publish import BarPublisher, BarsNotPublishedError
 from tickstream.bars.schema import BAR, BAR_COLUMNS
 from tickstream.bars.source import Index, classify, read_events
 from tickstream.bars.state import NO_TIME, Snapshot, StateStore, Totals
@@ -66,7 +68,9 @@ class BatchReport:
     heartbeats: int
     bars: list[dict[str, Any]] = field(default_factory=list)
     watermark_ms: int = NO_TIME
+    max_event_ms: int = NO_TIME
     open_rows: int = 0
+    open_windows: int = 0
     seconds: float = 0.0
     totals: Totals = field(default_factory=Totals)
 
@@ -108,6 +112,12 @@ class BarsJob:
         self.index: Index | None = None
         self.last_report: BatchReport | None = None
         self.refused_batch: int | None = None
+        self.metrics: JobMetrics | None = JobMetrics(self) if settings.metrics_port else None
+        self.publisher = (
+            BarPublisher(settings, stopping=self.stopping, notify=self.notify)
+            if settings.bars_topic or settings.bars_live_topic
+            else None
+        )
 
     # --- the query ----------------------------------------------------------------------------
 
@@ -117,6 +127,10 @@ class BarsJob:
             partitions = self._prepare_lake()
         except OSError as exc:  # a wrong endpoint or key, a missing bucket, a read-only folder
             raise self.root.unreachable(exc) from None
+        if self.publisher is not None:
+            self.publisher.check_topics()
+        if self.metrics is not None:
+            self._serve_metrics(self.metrics)
         self.index = Index(self.root.index(), partitions, str(uuid.uuid4()))
         source = read_events(self.spark, self.settings, self.rules)
         writer = (
@@ -140,6 +154,23 @@ class BarsJob:
             )
             self.compactor.start()
         return self.query
+
+    def _serve_metrics(self, metrics: JobMetrics) -> None:
+        host, port = self.settings.metrics_host, self.settings.metrics_port
+        assert port is not None
+        try:
+            metrics.serve(host, port)
+        except OSError as exc:
+            raise TickstreamError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}",
+                "set METRICS_PORT to a free port (or unset it to turn metrics off)",
+            ) from None
+
+    @property
+    def newest_event_ms(self) -> int:
+        """The newest event time read (ticks and heartbeats), or NO_TIME."""
+        report = self.last_report
+        return report.max_event_ms if report is not None else NO_TIME
 
     def _prepare_lake(self) -> int:
         """Check the lake before the query starts; returns the dedup index's partitions."""
@@ -173,6 +204,10 @@ class BarsJob:
         if self.query is not None:
             self.query.stop()
         self._writers.shutdown(wait=False)
+        if self.publisher is not None:
+            self.publisher.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
     def failure(self) -> Exception | None:
         """Why the query ended, or None: stopped on request, or finished (``once``).
@@ -195,8 +230,15 @@ class BarsJob:
             if self.stopping.is_set():
                 self.refused_batch = batch_id
                 raise StoppedError("the job is stopping; this batch runs again on restart")
-            report = self._process(batch, batch_id)
+            try:
+                report = self._process(batch, batch_id)
+            except BarsNotPublishedError:
+                if self.stopping.is_set():  # a clean stop: the batch runs again on restart
+                    self.refused_batch = batch_id
+                raise
         self.last_report = report
+        if self.metrics is not None:
+            self.metrics.on_batch(report)
         if self.on_batch is not None:
             self.on_batch(report)
 
@@ -237,6 +279,12 @@ class BarsJob:
             self._run_all(writes)
         finally:
             tagged.unpersist()
+        if self.publisher is not None:
+            # After the lake's commits, before the batch is recorded as done: at least once.
+            self.publisher.publish_closed(bars, batch_id)
+            changed = sorted({p.key for p in summary.partials} & still_open.keys(), key=_by_time)
+            forming = [P.to_bar(still_open[key], self.window_ms) for key in changed]
+            self.publisher.publish_forming(forming, batch_id)
 
         totals = _add(
             before.totals,
@@ -272,7 +320,9 @@ class BarsJob:
             heartbeats=summary.count("heartbeat"),
             bars=bars,
             watermark_ms=new_watermark,
+            max_event_ms=max([before.max_event_ms, *partition_max.values()]),
             open_rows=open_rows,
+            open_windows=len(still_open),
             seconds=time.monotonic() - started,
             totals=totals,
         )
@@ -342,6 +392,10 @@ def index_partitions(lake: Lake, default: int) -> int:
         return int(json.loads(record)["partitions"])
     lake.write_text(Lake.INDEX_RECORD, json.dumps({"partitions": default}) + "\n")
     return default
+
+
+def _by_time(key: P.Key) -> tuple[int, str]:
+    return (key[1], key[0])
 
 
 def _add(totals: Totals, *, rejected: dict[str, int], **counts: int) -> Totals:

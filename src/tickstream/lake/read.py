@@ -78,8 +78,10 @@ def read_bars(
     start: datetime | None = None,
     end: datetime | None = None,
     limit: int | None = None,
+    newest: bool = False,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Bars ordered by window and symbol, filtered by symbol and [start, end) on window_start."""
+    """Bars ordered by window and symbol, filtered by symbol and [start, end) on window_start;
+    with ``limit``, the first bars, or the last ones if ``newest`` (still in window order)."""
     con = connect(lake, ("bars",))
     if "bars" not in tables_in(con):
         return list(BAR_COLUMNS), []
@@ -96,9 +98,20 @@ def read_bars(
         params.append(end)
     # Only fixed column names and placeholders are formatted in; values are bound parameters.
     filters = f" WHERE {' AND '.join(where)}" if where else ""
-    tail = " ORDER BY window_start, symbol" + (f" LIMIT {int(limit)}" if limit else "")
+    order = (
+        " ORDER BY window_start DESC, symbol DESC" if newest else " ORDER BY window_start, symbol"
+    )
+    tail = order + (f" LIMIT {int(limit)}" if limit else "")
     # Delta's timestamps are instants; shown as UTC wall-clock times, as the bars' CSV has them.
     columns = [f"{c}::TIMESTAMP AS {c}" if c.startswith("window_") else c for c in BAR_COLUMNS]
     sql = f"SELECT {', '.join(columns)} FROM bars{filters}{tail}"  # noqa: S608
     rows = con.execute(sql, params).fetchall()
-    return list(BAR_COLUMNS), rows
+    return list(BAR_COLUMNS), rows[::-1] if newest else rows
+
+
+def bar_symbols(lake: LakeLike) -> list[str]:
+    """The symbols that have closed bars in the lake, in order."""
+    con = connect(lake, ("bars",))
+    if "bars" not in tables_in(con):
+        return []
+    return [s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY 1").fetchall()]

@@ -20,7 +20,7 @@ from tickstream.versions import Versions
 REPO = Path(__file__).resolve().parents[1]
 TOOL_SRC = REPO / "tools" / "composecheck"
 TOOL_BIN = REPO / ".tickstream" / "bin" / "composecheck"
-TICKSTREAM_SERVICES = ("bars-job", "producer")
+TICKSTREAM_SERVICES = ("bars-job", "producer", "dashboard")
 
 
 class ComposeInvalid(Exception):

@@ -249,11 +249,17 @@ def _parse_start(value: str | None) -> int | None:
     show_default=True,
     help="Seconds to wait for the broker and the topic at start-up.",
 )
+@click.option(
+    "--status-every",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Print a status line every this many seconds (instead of a live line on a terminal).",
+)
 def produce(
     count: int | None,
     duration: float | None,
     start: str | None,
     connect_timeout: float,
+    status_every: float | None,
     **options: Any,
 ) -> None:
     """Publish ticks to Kafka: simulated (default), replayed from a file, or live (yfinance).
@@ -271,8 +277,8 @@ def produce(
     """
     import threading
 
-    from tickstream.producer import TickProducer
-    from tickstream.progress import ProgressLine
+    from tickstream.producer import ProduceStats, TickProducer
+    from tickstream.progress import ProgressLine, StatusLines
     from tickstream.signals import stop_on_signals
     from tickstream.sources.factory import build_source
 
@@ -302,13 +308,18 @@ def produce(
             f"{source.name} -> {settings.kafka_topic} ({len(partitions)} partitions) "
             f"at {settings.kafka_bootstrap_servers}"
         )
-        progress = ProgressLine(source.name)
+        progress = ProgressLine(source.name, enabled=False if status_every else None)
         if progress.enabled:
             progress.total = source.total
+        status = StatusLines(notify, status_every) if status_every else None
+
+        def on_progress(s: ProduceStats, queued: int) -> None:
+            progress.update(s.sent, f"queued {queued:,}")
+            if status is not None:
+                status.update(s, queued)
+
         try:
-            stats = producer.run(
-                source, lambda s, queued: progress.update(s.sent, f"queued {queued:,}")
-            )
+            stats = producer.run(source, on_progress)
         finally:
             progress.close()
     click.echo(f"produce: {stats.summary()}", err=True)
@@ -363,19 +374,31 @@ def run_stream(
     def notify(message: str) -> None:
         click.echo(f"job  {message}", err=True)
 
-    from tickstream.kafka_admin import check_access
+    from tickstream.kafka_admin import KafkaWatch, check_access
 
     check_access(settings)  # wrong credentials or a missing topic: one line, before Spark starts
-    console = Console(echo=click.echo, show_bars=settings.console_bars)
+    console = Console(
+        echo=click.echo, show_bars=settings.console_bars, watermark_ms=settings.watermark_ms
+    )
     spark = build_spark(settings, app_name="tickstream-bars", ui=ui)
     job = BarsJob(settings, spark, on_batch=console.on_batch, notify=notify)
-    with stop_on_signals(stop, notify, "finishing the current micro-batch"):
+    with (
+        stop_on_signals(stop, notify, "finishing the current micro-batch"),
+        KafkaWatch(settings, notify),
+    ):
         query = job.start(once=once)
         notify(
             f"reading {settings.kafka_topic} at {settings.kafka_bootstrap_servers}; "
             f"bars of {settings.window_duration}, watermark {settings.watermark}; "
             f"lake {job.root}"
         )
+        outputs = [f"bars to {t}" for t in (settings.bars_topic,) if t]
+        outputs += [f"forming bars to {t}" for t in (settings.bars_live_topic,) if t]
+        if settings.metrics_port:
+            where = f"{settings.metrics_host}:{settings.metrics_port}"
+            outputs.append(f"metrics on http://{where}/metrics")
+        if outputs:
+            notify("; ".join(outputs))
         while query.isActive and not stop.is_set():
             query.awaitTermination(1)
             console.tick()
@@ -732,6 +755,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+UP_METRICS_PORT = 9464  # `up` serves the job's metrics here unless METRICS_PORT says otherwise
+
+
 @cli.command("up")
 @_port_option
 @settings_options(*Settings.model_fields)
@@ -745,11 +771,13 @@ def up(port: int, ui: bool, **options: Any) -> None:
       tickstream up --source replay --file tests/data/es_ticks_2013-09_120k.csv.gz \\
           --symbol ES --tz America/Chicago --speed 600
 
-    Closed bars stream to the console as they close, with the job's progress every few
-    seconds. Ctrl-C stops everything cleanly: the producer flushes, the job finishes its
+    Closed bars stream to the console as they close, with a status line from the producer
+    and the job every few seconds; the dashboard (`tickstream dashboard`) serves candles and
+    the job's health at the URL it prints, and the job's metrics are on METRICS_PORT (9464
+    unless set). Ctrl-C stops everything cleanly: the producer flushes, the job finishes its
     micro-batch, and a broker that `up` started is stopped. Nothing is lost: Kafka keeps
     the ticks and the job resumes from its checkpoint next time. Inspect the output with
-    `tickstream bars` or any Parquet reader under OUTPUT_PATH.
+    `tickstream bars`, or read the Delta tables under OUTPUT_PATH.
     """
     import os
     import signal
@@ -759,6 +787,8 @@ def up(port: int, ui: bool, **options: Any) -> None:
     from tickstream.kafka_local import LocalKafka
 
     settings = settings_from(options)
+    if settings.metrics_port is None:  # `up` serves the metrics (the dashboard reads them)
+        settings = settings.model_copy(update={"metrics_port": UP_METRICS_PORT})
     broker = LocalKafka(settings.tickstream_home, port=port, jars_dir=settings.jars_dir)
     result = broker.start()
     verb = "already running" if result.already_running else "started"
@@ -767,20 +797,27 @@ def up(port: int, ui: bool, **options: Any) -> None:
     _create_topics(result.bootstrap, settings)
 
     env = {**os.environ, **settings_env(settings)}
-    producer = subprocess.Popen([sys.executable, "-m", "tickstream", "produce"], env=env)
+    children = {
+        "producer": subprocess.Popen(
+            [sys.executable, "-m", "tickstream", "produce", "--status-every", "5"], env=env
+        ),
+        "dashboard": subprocess.Popen([sys.executable, "-m", "tickstream", "dashboard"], env=env),
+    }
     stop = threading.Event()
     try:
         run_stream(settings, ui=ui, stop=stop)
     finally:
-        if producer.poll() is None:
-            producer.send_signal(signal.SIGTERM)
-        try:
-            code = producer.wait(timeout=settings.send_timeout_sec + 30)
-        except subprocess.TimeoutExpired:
-            producer.kill()
-            code = producer.wait()
-        if code not in (0, -signal.SIGTERM):
-            click.echo(f"up: the producer exited with code {code}", err=True)
+        for name, child in children.items():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+            wait_s = settings.send_timeout_sec + 30 if name == "producer" else 10
+            try:
+                code = child.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                code = child.wait()
+            if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+                click.echo(f"up: the {name} exited with code {code}", err=True)
         if not result.already_running:
             info, _ = broker.stop()
             if info is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -223,3 +224,57 @@ def ensure_topics(
                     f"topic {s.name} has {have} partitions, fewer than the {s.partitions} expected"
                 )
     return created, warnings
+
+
+class KafkaWatch:
+    """Says when the brokers stop answering and when they answer again (a background thread).
+
+    The Spark job itself only sees an empty micro-batch during an outage; this makes it say
+    why. ``check`` lists the cluster's topics with the job's own credentials every ``every_s``.
+    """
+
+    def __init__(
+        self, settings: Settings, notify: Callable[[str], None], every_s: float = 5.0
+    ) -> None:
+        self.settings = settings
+        self.notify = notify
+        self.every_s = every_s
+        self.down_since: float | None = None
+        self._stop = threading.Event()
+        self._admin = AdminClient(
+            {"bootstrap.servers": settings.kafka_bootstrap_servers, **client_security(settings)},
+            logger=LIBRDKAFKA_LOG,
+        )
+        self._thread = threading.Thread(target=self._run, name="kafka-watch", daemon=True)
+
+    def __enter__(self) -> KafkaWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.every_s + 5)
+
+    def answers(self) -> bool:
+        try:
+            self._admin.list_topics(timeout=3.0)
+        except KafkaException:
+            return False
+        return True
+
+    def _run(self) -> None:
+        where = self.settings.kafka_bootstrap_servers
+        while not self._stop.wait(self.every_s):
+            up = self.answers()
+            if self._stop.is_set():
+                return
+            if not up and self.down_since is None:
+                self.down_since = time.monotonic()
+                self.notify(
+                    f"kafka unreachable at {where}: no new ticks until it is back "
+                    "(the job waits and resumes by itself)"
+                )
+            elif up and self.down_since is not None:
+                gone = time.monotonic() - self.down_since
+                self.down_since = None
+                self.notify(f"kafka reachable again at {where} after {gone:.0f}s")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 
 class ProgressLine:
@@ -69,3 +70,25 @@ def format_eta(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+class StatusLines:
+    """A producer's status as a plain line every ``every_s`` seconds (for `tickstream up`, where
+    a live line would be overwritten by the job's lines)."""
+
+    def __init__(self, echo: Callable[[str], None], every_s: float) -> None:
+        self.echo = echo
+        self.every_s = every_s
+        self._last = time.monotonic()
+        self._sent = 0
+
+    def update(self, stats: Any, queued: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return
+        rate = (stats.sent - self._sent) / (now - self._last)
+        self._last, self._sent = now, stats.sent
+        self.echo(
+            f"{rate:,.0f} ticks/s | sent {stats.sent:,} | queued {queued:,} | "
+            f"failed {stats.failed:,}"
+        )

@@ -56,6 +56,10 @@ logger.s3sync.name = org.apache.hadoop.fs.s3a.S3ABlockOutputStream
 logger.s3sync.level = error
 logger.metrics.name = org.apache.hadoop.metrics2.impl.MetricsConfig
 logger.metrics.level = error
+# Ctrl-C interrupts a Hadoop shell command a task may be running; Hadoop warns with the whole
+# InterruptedException's stack trace, on a stop that is clean.
+logger.shell.name = org.apache.hadoop.util.Shell
+logger.shell.level = error
 """
 
 
@@ -216,6 +220,10 @@ def build_spark(
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if settings.spark_master.startswith("local"):
+        # Everything runs here: bind to the loopback address, which also spares the warning
+        # that the host name resolves to it.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     conf = spark_conf(settings, ui=ui, extra=extra, object_store=object_store)
     _launch_jvm_in_own_session(conf, app_name)
     builder = SparkSession.builder.appName(app_name)

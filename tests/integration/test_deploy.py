@@ -43,12 +43,17 @@ def test_the_compose_file_is_valid_and_in_step(tmp_path: Path) -> None:
         "spark-worker",
         "bars-job",
         "producer",
+        "dashboard",
     }
     assert problems(project, text, pinned(), ENV_EXAMPLE.read_text()) == []
     job = project["services"]["bars-job"]
     assert job["environment"]["WATERMARK"] == "2 minutes"
     assert job["user"] == "1000:1000"  # from .env.example: the host user's UID, not root
     assert any(v["target"] == "/data/output" for v in job["volumes"])
+    dashboard = project["services"]["dashboard"]
+    assert dashboard["command"] == ["dashboard"]
+    assert [p["published"] for p in dashboard["ports"]] == ["8050"]  # on the host
+    assert dashboard["environment"]["METRICS_URL"] == "http://bars-job:9464/metrics"
 
 
 def test_a_version_out_of_step_is_caught(tmp_path: Path) -> None:

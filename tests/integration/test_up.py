@@ -16,7 +16,9 @@ from tests.reference import lake_sql
 from tickstream.kafka_local import LocalKafka, free_port
 
 
-def start_up(home: Path, out: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+def start_up(
+    home: Path, out: Path, port: int, *more: str
+) -> tuple[subprocess.Popen[str], list[str]]:
     env = {
         **os.environ,
         "TICKSTREAM_HOME": str(home),
@@ -38,6 +40,7 @@ def start_up(home: Path, out: Path, port: int) -> tuple[subprocess.Popen[str], l
             "5 seconds",
             "--watermark",
             "2 seconds",
+            *more,
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -58,7 +61,9 @@ def start_up(home: Path, out: Path, port: int) -> tuple[subprocess.Popen[str], l
 
 def test_up_streams_bars_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     home, out, port = tmp_path / "home", tmp_path / "lake", free_port()
-    proc, lines = start_up(home, out, port)
+    dashboard, metrics = free_port(), free_port()
+    more = ("--dashboard-port", str(dashboard), "--metrics-port", str(metrics))
+    proc, lines = start_up(home, out, port, *more)
     try:
         wait_until(
             lambda: sum(line.startswith("bar  ") for line in lines) >= 10,
@@ -77,6 +82,14 @@ def test_up_streams_bars_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert "job  stopped; a restart resumes from the checkpoint" in text
     assert f"kafka stopped (was 127.0.0.1:{port})" in text
     assert "Traceback" not in text
+    # One tidy view: the dashboard's URL, the metrics, a status line
+    # per component, and a quiet stop (no Java stack trace, no warning).
+    assert f"dashboard on http://127.0.0.1:{dashboard}/" in text
+    assert f"metrics on http://127.0.0.1:{metrics}/metrics" in text
+    assert any(line.startswith("produce: ") and "ticks/s | sent" in line for line in lines)
+    assert any(line.startswith("job  ") and "ticks/s | watermark" in line for line in lines)
+    noisy = [line for line in lines if " WARN " in line or "Exception" in line or "\tat " in line]
+    assert noisy == []
     assert LocalKafka(home, port=port).status() is None  # the broker `up` started is gone
     assert lake_sql(out, "SELECT count(*) > 0 FROM bars") == [(True,)]
     assert any((out / "bars_csv").glob("date=*/*.csv"))

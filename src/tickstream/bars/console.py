@@ -28,13 +28,39 @@ def format_time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def first_bar_note(report: BatchReport, watermark_ms: int) -> str | None:
+    """Why no bar has appeared yet, and when the first one will: a window closes once the
+    watermark (the newest event time minus WATERMARK) passes its end."""
+    if report.totals.bars or report.first_open_end_ms is None or report.max_event_ms <= NO_TIME:
+        return None
+    closes_at = report.first_open_end_ms + watermark_ms
+    wait_s = max(0.0, (closes_at - report.max_event_ms) / 1000)
+    return (
+        f"first bar closes when event time passes {format_time(closes_at)} "
+        f"(its window's end + the watermark's delay): in about {format_duration(wait_s)} "
+        "of event time"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """'45s', '2m40s'."""
+    s = round(seconds)
+    return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s"
+
+
 class Console:
     def __init__(
-        self, echo: Callable[[str], None] = print, show_bars: bool = True, every_s: float = 5.0
+        self,
+        echo: Callable[[str], None] = print,
+        show_bars: bool = True,
+        every_s: float = 5.0,
+        watermark_ms: int = 0,
     ) -> None:
         self.echo = echo
         self.show_bars = show_bars
         self.every_s = every_s
+        self.watermark_ms = watermark_ms
+        self._told_first = False
         self.report: BatchReport | None = None
         self._last = time.monotonic()
         self._ticks_since = 0
@@ -42,6 +68,11 @@ class Console:
     def on_batch(self, report: BatchReport) -> None:
         self.report = report
         self._ticks_since += report.accepted + report.duplicates + report.late
+        if not self._told_first:
+            note = first_bar_note(report, self.watermark_ms)
+            if note is not None:
+                self.echo(f"job  {note}")
+            self._told_first = note is not None or report.totals.bars > 0
         if self.show_bars:
             for bar in report.bars:
                 self.echo(f"bar  {format_bar(bar)}")

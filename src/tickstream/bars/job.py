@@ -71,6 +71,7 @@ class BatchReport:
     max_event_ms: int = NO_TIME
     open_rows: int = 0
     open_windows: int = 0
+    first_open_end_ms: int | None = None  # the end of the earliest open window
     seconds: float = 0.0
     totals: Totals = field(default_factory=Totals)
 
@@ -323,6 +324,11 @@ class BarsJob:
             max_event_ms=max([before.max_event_ms, *partition_max.values()]),
             open_rows=open_rows,
             open_windows=len(still_open),
+            first_open_end_ms=(
+                min(p.window_start_ms for p in still_open.values()) + self.window_ms
+                if still_open
+                else None
+            ),
             seconds=time.monotonic() - started,
             totals=totals,
         )

@@ -13,6 +13,7 @@ once more at the end, carrying the source's event-time clock.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -84,6 +85,9 @@ def producer_config(settings: Settings, on_error: Callable[[KafkaError], None]) 
         "delivery.report.only.error": True,
         "error_cb": on_error,
         "logger": LIBRDKAFKA_LOG,
+        # Once a second, the client's view of each broker connection: an outage ends when one
+        # is up again (see TickProducer._on_stats).
+        "statistics.interval.ms": 1000,
     }
 
 
@@ -104,8 +108,11 @@ class TickProducer:
         self.producer_id = uuid.uuid4().hex[:12]
         self.stats = ProduceStats()
         self._outage_since: float | None = None
+        self._broker_up = False  # set by the statistics callback during an outage
         self._auth_failed = False
-        self._producer = Producer(producer_config(settings, self._on_error))
+        self._producer = Producer(
+            {**producer_config(settings, self._on_error), "stats_cb": self._on_stats}
+        )
         self.partitions: list[int] = []
 
     # --- callbacks (run inside poll/flush) ------------------------------------------------------
@@ -117,6 +124,7 @@ class TickProducer:
         elif err.code() in _OUTAGE_CODES:
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
+                self._broker_up = False
                 self.notify(
                     f"kafka unreachable at {self.settings.kafka_bootstrap_servers} "
                     f"({err.str()}); retrying, messages are kept for "
@@ -142,12 +150,20 @@ class TickProducer:
         if len(self.stats.errors) < 20:
             self.stats.errors.append(error)
 
+    def _on_stats(self, stats_json: str) -> None:
+        if self._outage_since is None:
+            return
+        brokers = json.loads(stats_json).get("brokers", {}).values()
+        if any(b.get("nodeid", -1) >= 0 and b.get("state") == "UP" for b in brokers):
+            self._broker_up = True
+
     def _check_recovered(self) -> None:
-        if self._outage_since is not None and len(self._producer) < 1000:
-            # Deliveries resume: the queue drains once the broker is back.
+        if self._outage_since is not None and self._broker_up:
+            # A connection to a broker is up again: the queue drains from here.
             down = time.monotonic() - self._outage_since
             self.notify(f"kafka reachable again after {down:.1f}s")
             self._outage_since = None
+            self._broker_up = False
 
     # --- connecting -----------------------------------------------------------------------------
 

@@ -26,8 +26,12 @@ WINDOW_MS = 60_000
 
 
 def settings_for(base: Settings, bootstrap: str, topic: str, out: Path, **more: Any) -> Settings:
+    dumped = base.model_dump()
+    for field in ("bars_topic", "bars_live_topic"):  # off stays off (None reads as "not given")
+        if dumped[field] is None:
+            dumped[field] = "off"
     values = {
-        **base.model_dump(),
+        **dumped,
         "kafka_bootstrap_servers": bootstrap,
         "kafka_topic": topic,
         "output_path": out,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +15,7 @@ from tickstream.bars.metrics import TickRate, offsets_lag
 from tickstream.bars.publish import SCHEMA_VERSION, bar_message, encode
 from tickstream.bars.state import Totals
 from tickstream.cli import settings_env
-from tickstream.config import ConfigError, load_settings
+from tickstream.config import load_settings
 from tickstream.dashboard.app import (
     BadRequestError,
     health_from,
@@ -23,6 +24,7 @@ from tickstream.dashboard.app import (
     parse_time,
 )
 from tickstream.dashboard.live import LiveBars, parse_bar
+from tickstream.errors import ConfigError
 
 BAR = {
     "symbol": "ES",
@@ -106,13 +108,14 @@ def test_dashboard_input_checks() -> None:
     assert parse_time("2026-11-26T17:00+01:00", "from") == datetime(2026, 11, 26, 16, 0)  # noqa: DTZ001
     assert parse_time(None, "to") is None
     assert parse_limit(None) == 1000
-    for call, status, text in [
+    cases: list[tuple[Callable[[], object], int, str]] = [
         (lambda: parse_symbol(None), 400, "symbol is required"),
         (lambda: parse_symbol("<b>"), 400, "bad symbol"),
         (lambda: parse_time("tomorrow", "to"), 400, "bad to 'tomorrow'"),
         (lambda: parse_limit("0"), 400, "bad limit"),
         (lambda: parse_limit("1e3"), 400, "bad limit"),
-    ]:
+    ]
+    for call, status, text in cases:
         with pytest.raises(BadRequestError, match=text) as caught:
             call()
         assert caught.value.status == status

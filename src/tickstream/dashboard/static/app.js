@@ -20,7 +20,7 @@ const chart = LWC.createChart(document.getElementById("chart"), {
   autoSize: true,
   layout: { background: { color: "#0f1419" }, textColor: "#d1d4dc" },
   grid: { vertLines: { color: "#1c232b" }, horzLines: { color: "#1c232b" } },
-  timeScale: { timeVisible: true, secondsVisible: true, barSpacing: 10, rightOffset: 4 },
+  timeScale: { timeVisible: true, secondsVisible: true, barSpacing: 12, rightOffset: 6 },
   rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.25 } },
 });
 const candles = chart.addSeries(LWC.CandlestickSeries, {
@@ -118,8 +118,7 @@ async function pick(symbol) {
   }
   if (state.symbol !== symbol) return;  // picked another meanwhile
   redraw();
-  if (state.candles.size < 120) chart.timeScale().fitContent();
-  else chart.timeScale().scrollToRealTime();
+  chart.timeScale().scrollToRealTime();
   const last = [...state.candles.values()].pop();
   if (last) legend(last);
   const events = new EventSource(`/api/live?symbol=${encodeURIComponent(symbol)}`);

@@ -39,7 +39,7 @@ from confluent_kafka import Producer  # noqa: E402
 
 from tickstream.bars.job import BarsJob, BatchReport  # noqa: E402
 from tickstream.config import load_settings  # noqa: E402
-from tickstream.kafka_admin import TopicSpec, ensure_topics  # noqa: E402
+from tickstream.kafka_admin import ensure_topics, pipeline_topics  # noqa: E402
 from tickstream.kafka_local import LocalKafka, free_port  # noqa: E402
 from tickstream.producer import TickProducer  # noqa: E402
 from tickstream.reconcile import committed_offsets, topic_offsets  # noqa: E402
@@ -116,7 +116,6 @@ def main() -> int:
     )
     bootstrap = broker.start().bootstrap
     topic = "soak"
-    ensure_topics(bootstrap, [TopicSpec(topic, 3)])
     settings = load_settings(
         {
             "kafka_bootstrap_servers": bootstrap,
@@ -132,6 +131,7 @@ def main() -> int:
             "processing_trigger": args.trigger,
         }
     )
+    ensure_topics(bootstrap, pipeline_topics(settings))  # the ticks and the bars topics
     spark_started = time.monotonic()
     spark = build_spark(settings, app_name="tickstream-soak")
     spark_seconds = time.monotonic() - spark_started

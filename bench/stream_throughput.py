@@ -419,6 +419,9 @@ def main() -> None:
             "tickstream_jars_dir": REPO / ".tickstream" / "jars",
             "max_offsets_per_trigger": args.batch,
             "heartbeat_interval_sec": 1.0,
+            # The drain of the lake path, comparable with the figures before bars on Kafka.
+            "bars_topic": "off",
+            "bars_live_topic": "off",
         }
     )
     try:

@@ -29,7 +29,7 @@ from tests.streams import send_heartbeat
 from tickstream.bars.job import BarsJob
 from tickstream.cli import settings_env
 from tickstream.config import Settings
-from tickstream.kafka_admin import ensure_topics, pipeline_topics
+from tickstream.kafka_admin import TopicSpec, ensure_topics, pipeline_topics
 from tickstream.kafka_local import free_port
 from tickstream.reconcile import reconcile
 
@@ -318,3 +318,23 @@ def as_row(bar: dict[str, Any]) -> tuple[Any, ...]:
         bar["pct_change"],
         bar["date"],
     )
+
+
+def test_a_missing_bars_topic_stops_the_job_at_start_with_one_line(
+    kafka_broker: str, spark: SparkSession, base_settings: Settings, tmp_path: Path
+) -> None:
+    from tickstream.errors import TickstreamError
+
+    topic = f"ticks-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_broker, [TopicSpec(topic, 3)])
+    settings = settings_for(
+        base_settings, kafka_broker, topic, tmp_path / "lake", bars_topic="no-such-bars"
+    )
+    job = BarsJob(settings, spark)
+    with pytest.raises(TickstreamError) as caught:
+        job.start()
+    assert str(caught.value) == (
+        f"topic 'no-such-bars' (BARS_TOPIC) does not exist on {kafka_broker}; create it with "
+        "`tickstream kafka create-topics`, or set BARS_TOPIC=off"
+    )
+    assert job.query is None

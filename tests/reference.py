@@ -58,6 +58,38 @@ def reference_bars(ticks: Iterable[dict[str, Any]], window_ms: int) -> list[tupl
     return con.execute(BAR_SQL.format(window_ms=window_ms)).fetchall()
 
 
+def reference_session_bars(ticks: list[dict[str, Any]], session: str) -> list[tuple[Any, ...]]:
+    """Daily bars straight from the ticks: each tick in the session whose [open, close) holds
+    it (DuckDB over the calendar's schedule), ticks outside every session left out."""
+    from tickstream.lake.resample import sessions_between
+
+    first = min(t["ts_epoch_ms"] for t in ticks)
+    last = max(t["ts_epoch_ms"] for t in ticks)
+    table = sessions_between(session, first, last + 1)
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    con.register("sessions", pa.Table.from_pandas(table, preserve_index=False))
+    con.register("raw", pa.Table.from_pylist(ticks))
+    replacements = {
+        "make_timestamp((ts_epoch_ms - ts_epoch_ms % {window_ms}) * 1000) AS window_start": (
+            "make_timestamp(s.open_ms * 1000) AS window_start, "
+            "make_timestamp(s.close_ms * 1000) AS window_close, s.date AS session_date"
+        ),
+        "FROM ticks": (
+            "FROM raw JOIN sessions s ON ts_epoch_ms >= s.open_ms AND ts_epoch_ms < s.close_ms"
+        ),
+        "window_start + to_milliseconds({window_ms}) AS window_end": (
+            "any_value(window_close) AS window_end"
+        ),
+        "strftime(window_start, '%Y-%m-%d') AS date": "any_value(session_date) AS date",
+    }
+    sql = BAR_SQL
+    for old, new in replacements.items():
+        assert old in sql
+        sql = sql.replace(old, new)
+    return con.execute(sql).fetchall()
+
+
 LAKE_TABLES = ("bars", "ticks", "rejects", "late")
 
 

@@ -434,54 +434,153 @@ def stream(once: bool, ui: bool, **options: Any) -> None:
     run_stream(settings_from(options), once=once, ui=ui)
 
 
+SESSION_NAMES = ("utc", "us-equities", "cme-futures")  # tickstream.lake.resample.SESSIONS
+
+
 @cli.command("bars")
 @settings_options(*LAKE_FIELDS)
-@click.option("--symbol", help="Only this symbol.")
+@click.option(
+    "--symbol",
+    "symbols",
+    multiple=True,
+    help="Only these symbols (repeat the option, or separate them by commas).",
+)
 @click.option("--from", "start", help="Bars whose window starts at or after this ISO time (UTC).")
 @click.option("--to", "end", help="... and before this ISO time (UTC).")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many bars.")
+@click.option(
+    "--resolution",
+    help="Roll the stored bars up: 1m, 5m, 15m, 30m, 1h, 4h, 1d (a whole multiple of the "
+    "stored bars; default: as stored).",
+)
+@click.option(
+    "--session",
+    type=click.Choice(list(SESSION_NAMES)),
+    default="utc",
+    show_default=True,
+    help="What a day is (1d), and which hours intraday bars keep: UTC days; NYSE regular "
+    "hours (us-equities, America/New_York); CME equity futures days from 17:00 Chicago the "
+    "evening before (cme-futures). Holidays and DST from the exchange's calendar.",
+)
+@click.option(
+    "--extended/--regular",
+    default=False,
+    show_default=True,
+    help="Keep bars outside the session's regular hours (they count in the next session).",
+)
+@click.option(
+    "--fill", is_flag=True, help="Also emit intervals with no trades (close carried, volume 0)."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many bars (the first).")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json"]),
+    type=click.Choice(["table", "csv", "json", "parquet"]),
     default="table",
     show_default=True,
 )
+@click.option(
+    "--output",
+    "output_file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of the terminal (required for parquet).",
+)
 def bars_cmd(
-    symbol: str | None,
+    symbols: tuple[str, ...],
     start: str | None,
     end: str | None,
+    resolution: str | None,
+    session: str,
+    extended: bool,
+    fill: bool,
     limit: int | None,
     fmt: str,
+    output_file: str | None,
     **options: Any,
 ) -> None:
-    """Read closed bars from the lake (DuckDB over bars/*.parquet): a table, CSV or JSON."""
-    import csv
-    import json
+    """Read closed bars from the lake (the Delta table, without Spark), as stored or rolled up
+    to a coarser resolution: a table, CSV, JSON lines or Parquet.
 
+    \b
+    Examples:
+      tickstream bars --symbol ES --resolution 1h
+      tickstream bars --symbol ES --resolution 1d --session cme-futures
+      tickstream bars --symbol AAPL,MSFT --resolution 5m --fill --format csv --output bars.csv
+    """
     from tickstream.lake import Lake, read_bars
 
+    if fmt == "parquet" and output_file is None:
+        raise TickstreamError("--format parquet writes a file", "add --output bars.parquet")
     settings = settings_from(options)
-    columns, rows = read_bars(
+    wanted = [s.strip() for item in symbols for s in item.split(",") if s.strip()]
+    frame = read_bars(
         Lake.from_settings(settings),
-        symbol=symbol,
+        symbol=wanted,
         start=_utc_naive(start, "--from"),
         end=_utc_naive(end, "--to"),
+        resolution=resolution,
+        session=session,
+        extended=extended,
+        fill=fill,
         limit=limit,
     )
-    if fmt == "json":
-        for row in rows:
-            click.echo(json.dumps(dict(zip(columns, row, strict=True)), default=str))
-    elif fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
+    write_bars(frame, fmt, output_file)
+
+
+def write_bars(frame: Any, fmt: str, output_file: str | None) -> None:
+    """The bars in ``fmt``, to ``output_file`` or the terminal. Times are UTC, shown without
+    a zone (``2013-09-03 00:05:00``), as in the CSV export."""
+    import csv
+    import json
+    from pathlib import Path
+
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        assert output_file is not None
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), output_file)
+        click.echo(f"{len(frame)} bars written to {output_file}", err=True)
+        return
+    columns = list(frame.columns)
+    rows = [tuple(_plain(v) for v in row) for row in frame.itertuples(index=False)]
+
+    def write(out: Any) -> None:
+        if fmt == "json":
+            for row in rows:
+                out.write(json.dumps(dict(zip(columns, row, strict=True)), default=str) + "\n")
+        elif fmt == "csv":
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows(rows)
+        else:
+            _print_table(columns, rows, out)
+
+    if output_file:
+        with Path(output_file).open("w", newline="", encoding="utf-8") as handle:
+            write(handle)
     else:
-        _print_table(columns, rows)
-        click.echo(f"({len(rows)} bars)", err=True)
+        write(sys.stdout)
+    if fmt == "table" or output_file:
+        where = f" written to {output_file}" if output_file else ""
+        click.echo(f"({len(rows)} bars{where})", err=True)
 
 
-def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+def _plain(value: Any) -> Any:
+    """A DataFrame cell as a plain value: None for a missing one, naive UTC for a time."""
+    import math
+
+    import pandas as pd
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.tz_convert("UTC").tz_localize(None).to_pydatetime()
+    if hasattr(value, "item"):  # a numpy scalar
+        return value.item()
+    return value
+
+
+def _print_table(columns: list[str], rows: list[tuple[Any, ...]], out: Any = None) -> None:
     def cell(value: Any) -> str:
         if isinstance(value, float):
             return f"{value:.4f}".rstrip("0").rstrip(".")
@@ -489,9 +588,9 @@ def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
 
     texts = [[cell(v) for v in row] for row in rows]
     widths = [max([len(c), *(len(t[i]) for t in texts)]) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), file=out)
     for t in texts:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)))
+        click.echo("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)), file=out)
 
 
 @cli.command("reconcile")

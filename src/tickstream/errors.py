@@ -28,5 +28,12 @@ class ConfigError(TickstreamError):
     exit_code = 2
 
 
+class BadQueryError(TickstreamError):
+    """A read of the lake asked for something it cannot give: an unknown resolution or session,
+    a resolution finer than the stored bars (exit code 2, like a usage error)."""
+
+    exit_code = 2
+
+
 class EnvironmentProblem(TickstreamError):
     """The machine lacks something tickstream needs: Java, Maven, jars, a free port."""

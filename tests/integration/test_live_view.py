@@ -196,6 +196,16 @@ def test_the_dashboard_in_a_real_browser(live: Live) -> None:
             )
             assert symbols == ["MSFT"]
             assert "symbol=MSFT" in page.url
+
+            # A roll-up from the lake (the stored bars are 5 s): five-minute candles.
+            page.select_option("#resolution", "5m")
+            page.wait_for_function(
+                "document.getElementById('feed').textContent === '5m bars from the lake'"
+                " && window.tickstream.candles.size >= 1",
+                timeout=15_000,
+            )
+            starts = page.evaluate("[...window.tickstream.candles.keys()]")
+            assert all(start % 300 == 0 for start in starts)
         finally:
             browser.close()
     assert errors == []
@@ -207,6 +217,8 @@ def test_the_endpoints_answer_bad_input_with_a_clear_4xx(live: Live) -> None:
         "api/bars?symbol=AAPL&from=yesterday": (400, "bad from 'yesterday'"),
         "api/bars?symbol=AAPL&from=2026-01-02&to=2026-01-01": (400, "from must be before to"),
         "api/bars?symbol=AAPL&limit=-3": (400, "bad limit '-3'"),
+        "api/bars?symbol=AAPL&resolution=7x": (400, "bad resolution '7x'"),
+        "api/bars?symbol=AAPL&resolution=1s": (400, "finer than the stored bars (5s)"),
         "api/bars": (400, "symbol is required"),
         "api/live?symbol=%3Cscript%3E": (400, "bad symbol '<script>'"),
         "nowhere": (404, "Not Found"),

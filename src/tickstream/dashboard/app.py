@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import urllib.error
 import urllib.request
@@ -36,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from tickstream.bars.publish import bar_message
 from tickstream.config import Settings
 from tickstream.dashboard.live import LiveBars, LiveFeed
-from tickstream.errors import TickstreamError
+from tickstream.errors import BadQueryError, TickstreamError
 from tickstream.lake import Lake, bar_symbols, read_bars
 
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-=^]{0,15}$")
@@ -114,13 +115,22 @@ def health_from(text: str) -> dict[str, Any]:
     }
 
 
-def as_message(columns: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
-    bar = dict(zip(columns, row, strict=True))
-    for key in ("window_start", "window_end"):
-        bar[key] = bar[key].replace(tzinfo=UTC)  # the lake's times are UTC
+def as_message(record: dict[str, Any]) -> dict[str, Any]:
+    """A bar read from the lake (a DataFrame record) in the bars topic's JSON contract."""
+    bar = {k: _plain(v) for k, v in record.items()}
     message = bar_message(bar, provisional=False, batch_id=-1)
     del message["batch_id"]  # the lake does not keep it
+    if record.get("filled"):
+        message["filled"] = True
     return message
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, datetime):  # a pandas Timestamp is one
+        return value.astimezone(UTC)
+    return value.item() if hasattr(value, "item") else value
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -159,14 +169,23 @@ def create_app(
         if start and end and start >= end:
             raise BadRequestError(400, "from must be before to")
         limit = parse_limit(q.get("limit"))
-        columns, rows = await asyncio.to_thread(
-            read_bars, lake, symbol=symbol, start=start, end=end, limit=limit, newest=True
+        resolution = q.get("resolution") or None
+        frame = await asyncio.to_thread(
+            read_bars,
+            lake,
+            symbol=symbol,
+            start=start,
+            end=end,
+            resolution=resolution,
+            limit=limit,
+            newest=True,
         )
-        if not rows and symbol not in bars.symbols():
+        if frame.empty and symbol not in bars.symbols():
             known = await asyncio.to_thread(bar_symbols, lake)
             if symbol not in known:
                 raise BadRequestError(404, f"unknown symbol {symbol}: no bars in the lake or live")
-        return JSONResponse({"symbol": symbol, "bars": [as_message(columns, r) for r in rows]})
+        records = frame.to_dict("records")
+        return JSONResponse({"symbol": symbol, "bars": [as_message(r) for r in records]})
 
     async def stream(request: Request) -> Response:
         symbol = parse_symbol(request.query_params.get("symbol"))
@@ -212,6 +231,9 @@ def create_app(
     async def lake_error(_request: Request, exc: Exception) -> Response:
         return _error(503, str(exc))
 
+    async def bad_query(_request: Request, exc: Exception) -> Response:
+        return _error(400, str(exc))
+
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         return _error(exc.status_code, exc.detail)
@@ -230,6 +252,7 @@ def create_app(
         ],
         exception_handlers={
             BadRequestError: bad_request,
+            BadQueryError: bad_query,
             TickstreamError: lake_error,
             HTTPException: http_error,
             Exception: server_error,

@@ -10,22 +10,27 @@ The lake is named by a :class:`~tickstream.lake.layout.Lake` (which carries an o
 endpoint and credentials) or by its path, a local folder or ``s3://bucket/prefix`` (credentials
 from the environment, as the AWS SDKs find them).
 
->>> columns, rows = read_bars("data/output", symbol="AAPL")  # doctest: +SKIP
+>>> bars = read_bars("data/output", symbol="AAPL", resolution="5m")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from tickstream.bars_columns import BAR_COLUMNS
+from tickstream.errors import BadQueryError, TickstreamError
 from tickstream.lake.layout import DELTA_TABLES, Lake
+from tickstream.lake.resample import check_session, parse_resolution, resample, stored_resolution
 
 LakeLike = Lake | str | Path
 
@@ -71,42 +76,140 @@ def tables_in(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in rows} & set(DELTA_TABLES)
 
 
-def read_bars(
+def stored_bars(
     lake: LakeLike,
     *,
-    symbol: str | None = None,
+    symbols: Sequence[str] = (),
     start: datetime | None = None,
     end: datetime | None = None,
     limit: int | None = None,
     newest: bool = False,
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Bars ordered by window and symbol, filtered by symbol and [start, end) on window_start;
-    with ``limit``, the first bars, or the last ones if ``newest`` (still in window order)."""
+) -> pd.DataFrame:
+    """The bars as stored, ordered by window and symbol, filtered by symbol and [start, end) on
+    window_start; with ``limit``, the first bars, or the last ones if ``newest``."""
     con = connect(lake, ("bars",))
     if "bars" not in tables_in(con):
-        return list(BAR_COLUMNS), []
+        return pd.DataFrame({c: [] for c in BAR_COLUMNS})
     where: list[str] = []
     params: list[object] = []
-    if symbol:
-        where.append("symbol = ?")
-        params.append(symbol.upper())
+    if symbols:
+        where.append(f"symbol IN ({', '.join('?' for _ in symbols)})")
+        params.extend(s.upper() for s in symbols)
     if start:
         where.append("window_start >= ?")
-        params.append(start)
+        params.append(_naive_utc(start))
     if end:
         where.append("window_start < ?")
-        params.append(end)
+        params.append(_naive_utc(end))
     # Only fixed column names and placeholders are formatted in; values are bound parameters.
     filters = f" WHERE {' AND '.join(where)}" if where else ""
-    order = (
-        " ORDER BY window_start DESC, symbol DESC" if newest else " ORDER BY window_start, symbol"
-    )
+    order = " ORDER BY window_start, symbol"
+    if newest:
+        order = " ORDER BY window_start DESC, symbol DESC"
     tail = order + (f" LIMIT {int(limit)}" if limit else "")
-    # Delta's timestamps are instants; shown as UTC wall-clock times, as the bars' CSV has them.
-    columns = [f"{c}::TIMESTAMP AS {c}" if c.startswith("window_") else c for c in BAR_COLUMNS]
-    sql = f"SELECT {', '.join(columns)} FROM bars{filters}{tail}"  # noqa: S608
-    rows = con.execute(sql, params).fetchall()
-    return list(BAR_COLUMNS), rows[::-1] if newest else rows
+    # Delta's timestamps are instants: read as UTC.
+    sql = f"SELECT {', '.join(BAR_COLUMNS)} FROM bars{filters}{tail}"  # noqa: S608
+    frame = con.execute(sql, params).df()
+    if newest:
+        frame = frame.iloc[::-1].reset_index(drop=True)
+    for column in ("window_start", "window_end"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def read_bars(
+    lake: LakeLike,
+    *,
+    symbol: str | Sequence[str] | None = None,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    resolution: str | None = None,
+    session: str = "utc",
+    extended: bool = False,
+    fill: bool = False,
+    limit: int | None = None,
+    newest: bool = False,
+    output: Literal["pandas", "polars", "arrow"] = "pandas",
+) -> Any:
+    """Closed bars from the lake, at the stored resolution or rolled up, as a DataFrame.
+
+    ``symbol``: one or several; ``start``/``end``: [start, end) on window_start (UTC; a string
+    is read as ISO-8601); ``resolution``: '5m', '1h', '1d', ... (a whole multiple of the stored
+    bars; default: as stored); ``session``: what a day is, ``utc``, ``us-equities`` or
+    ``cme-futures``, and what intraday bars keep (the session's hours, unless ``extended``);
+    ``fill``: also the intervals without trades (close carried, zero volume, ``filled``);
+    ``limit``: the first bars, or the last ones if ``newest``. ``output``: a pandas DataFrame
+    (default), a polars DataFrame or an Arrow table. Columns: the bar table's (times UTC).
+
+    >>> bars = read_bars("data/output", symbol="ES", resolution="1h")  # doctest: +SKIP
+    """
+    symbols = [symbol] if isinstance(symbol, str) else list(symbol or [])
+    lo, hi = _instant(start, "start"), _instant(end, "end")
+    check_session(session)
+    plain = resolution is None and session == "utc" and not fill
+    if plain:
+        frame = stored_bars(lake, symbols=symbols, start=lo, end=hi, limit=limit, newest=newest)
+    else:
+        wanted = parse_resolution(resolution) if resolution else None
+        # The stored bars of every interval that overlaps [start, end): a day's margin covers
+        # any session or interval up to a day.
+        margin = timedelta(days=2)
+        frame = stored_bars(
+            lake,
+            symbols=symbols,
+            start=lo - margin if lo else None,
+            end=hi + margin if hi else None,
+        )
+        if wanted is None and len(frame):
+            wanted = stored_resolution(frame)
+        if wanted is not None:
+            frame = resample(frame, wanted, session=session, extended=extended, fill=fill)
+        keep = pd.Series(True, index=frame.index)
+        if lo is not None:
+            keep &= frame["window_start"] >= pd.Timestamp(lo)
+        if hi is not None:
+            keep &= frame["window_start"] < pd.Timestamp(hi)
+        frame = frame[keep].reset_index(drop=True)
+        if limit:
+            frame = frame.tail(limit) if newest else frame.head(limit)
+            frame = frame.reset_index(drop=True)
+    return _as_output(frame, output)
+
+
+def _as_output(frame: pd.DataFrame, output: str) -> Any:
+    if output == "pandas":
+        return frame
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if output == "arrow":
+        return table
+    if output == "polars":
+        try:
+            import polars
+        except ImportError:
+            raise TickstreamError(
+                "output='polars' needs the polars package", "pip install polars"
+            ) from None
+        return polars.from_arrow(table)
+    raise BadQueryError(f"unknown output {output!r}", "use pandas, polars or arrow")
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """DuckDB compares naive timestamps: an aware time is turned into naive UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _instant(value: datetime | str | None, name: str) -> datetime | None:
+    """A UTC instant (aware), from a datetime (naive = UTC) or an ISO-8601 string."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadQueryError(
+                f"bad {name} {value!r}", "use an ISO-8601 time such as 2013-09-02T14:30"
+            ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def bar_symbols(lake: LakeLike) -> list[str]:

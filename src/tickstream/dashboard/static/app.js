@@ -8,6 +8,8 @@ const SPARK_POINTS = 60;    // health samples kept per sparkline (one a second)
 
 const state = {
   symbol: null,
+  resolution: "",           // "" = the stored bars, with live updates; else a roll-up
+
   candles: new Map(),       // time (s) -> bar message
   lastTime: null,
   events: null,
@@ -108,9 +110,12 @@ async function pick(symbol) {
   state.updates = 0;
   const url = new URL(window.location);
   url.searchParams.set("symbol", symbol);
+  if (state.resolution) url.searchParams.set("resolution", state.resolution);
+  else url.searchParams.delete("resolution");
   window.history.replaceState(null, "", url);
+  const rolled = state.resolution ? `&resolution=${encodeURIComponent(state.resolution)}` : "";
   try {
-    const history = await getJSON(`/api/bars?symbol=${encodeURIComponent(symbol)}&limit=${HISTORY}`);
+    const history = await getJSON(`/api/bars?symbol=${encodeURIComponent(symbol)}&limit=${HISTORY}${rolled}`);
     for (const bar of history.bars) state.candles.set(t(bar), bar);
     notice(history.bars.length ? "" : "no closed bar in the lake yet: live bars only");
   } catch (err) {
@@ -121,8 +126,14 @@ async function pick(symbol) {
   chart.timeScale().scrollToRealTime();
   const last = [...state.candles.values()].pop();
   if (last) legend(last);
-  const events = new EventSource(`/api/live?symbol=${encodeURIComponent(symbol)}`);
   const feed = document.getElementById("feed");
+  if (state.resolution) {  // roll-ups come from the lake: no live feed for them
+    feed.textContent = `${state.resolution} bars from the lake`;
+    feed.classList.remove("live");
+    state.events = null;
+    return;
+  }
+  const events = new EventSource(`/api/live?symbol=${encodeURIComponent(symbol)}`);
   events.onopen = () => { feed.textContent = "live"; feed.classList.add("live"); };
   events.onerror = () => { feed.textContent = "reconnecting"; feed.classList.remove("live"); };
   events.onmessage = (e) => { if (state.symbol === symbol) apply(JSON.parse(e.data)); };
@@ -151,6 +162,12 @@ async function loadSymbols() {
 }
 
 document.getElementById("symbol").addEventListener("change", (e) => pick(e.target.value));
+document.getElementById("resolution").addEventListener("change", (e) => {
+  state.resolution = e.target.value;
+  if (state.symbol) pick(state.symbol);
+});
+state.resolution = new URL(window.location).searchParams.get("resolution") || "";
+document.getElementById("resolution").value = state.resolution;
 
 // --- health ---------------------------------------------------------------------------------
 

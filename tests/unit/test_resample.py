@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from tests.reference import reference_bars, reference_session_bars
+from tickstream.bars_columns import BAR_COLUMNS
 from tickstream.errors import TickstreamError
 from tickstream.lake.resample import (
-    BAR_FIELDS,
     parse_resolution,
     resample,
     sessions_between,
@@ -44,7 +44,7 @@ def synthetic_ticks(start_ms: int, end_ms: int, n: int, seed: int = 7) -> list[d
 
 
 def as_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(BAR_FIELDS))
+    frame = pd.DataFrame(rows, columns=list(BAR_COLUMNS))
     for column in ("window_start", "window_end"):
         frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
     return frame
@@ -55,8 +55,8 @@ def assert_same_bars(got: pd.DataFrame, expected: list[tuple[Any, ...]]) -> None
     1e-9 relative."""
     assert len(got) == len(expected)
     for row, want in zip(got.itertuples(index=False), expected, strict=True):
-        g = dict(zip(BAR_FIELDS, row, strict=False))
-        w = dict(zip(BAR_FIELDS, want, strict=True))
+        g = dict(zip(BAR_COLUMNS, row, strict=False))
+        w = dict(zip(BAR_COLUMNS, want, strict=True))
         assert g["symbol"] == w["symbol"]
         assert g["window_start"].tz_localize(None).to_pydatetime() == w["window_start"]
         assert g["window_end"].tz_localize(None).to_pydatetime() == w["window_end"]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tickstream.bars_columns import BAR_COLUMNS
 from tickstream.errors import BadQueryError
 
 MINUTE_MS = 60_000
@@ -37,21 +38,6 @@ SESSIONS: dict[str, str | None] = {
     "us-equities": "XNYS",
     "cme-futures": "CMES",
 }
-BAR_FIELDS = (
-    "symbol",
-    "window_start",
-    "window_end",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "vwap",
-    "trade_count",
-    "price_avg",
-    "pct_change",
-    "date",
-)
 
 
 @dataclass(frozen=True)
@@ -329,7 +315,7 @@ def _fill_days(bars: pd.DataFrame, session: str) -> pd.DataFrame:
 
 
 def empty_bars() -> pd.DataFrame:
-    return pd.DataFrame({name: [] for name in BAR_FIELDS})
+    return pd.DataFrame({name: [] for name in BAR_COLUMNS})
 
 
 def resample(
@@ -347,7 +333,7 @@ def resample(
     stored = stored_length_ms(bars)
     check_resolution(resolution, stored)
     if resolution.ms == stored and not resolution.daily and (SESSIONS[session] is None or extended):
-        out = bars[list(BAR_FIELDS)].sort_values(["window_start", "symbol"], kind="stable")
+        out = bars[list(BAR_COLUMNS)].sort_values(["window_start", "symbol"], kind="stable")
         out = out.reset_index(drop=True)
     else:
         out = roll_up(assign(bars, resolution, session, extended))

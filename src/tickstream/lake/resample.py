@@ -159,6 +159,13 @@ def stored_resolution(bars: pd.DataFrame) -> Resolution:
     return Resolution(_duration_text(ms), ms)
 
 
+def _session_index(table: pd.DataFrame, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each time, the index of the first session of ``table`` that closes after it (the
+    session it falls in, or the next one), and whether there is such a session."""
+    index = np.searchsorted(table["close_ms"].to_numpy(), times, side="right")
+    return np.minimum(index, max(len(table) - 1, 0)), index < len(table)
+
+
 def assign(
     bars: pd.DataFrame, resolution: Resolution, session: str, extended: bool
 ) -> pd.DataFrame:
@@ -176,10 +183,7 @@ def assign(
     table = sessions_between(session, int(starts.min()), int(ends.max()))
     opens = table["open_ms"].to_numpy()
     closes = table["close_ms"].to_numpy()
-    # The session a bar belongs to: the first whose close is after the bar's start.
-    index = np.searchsorted(closes, starts, side="right")
-    valid = index < len(table)
-    safe = np.minimum(index, max(len(table) - 1, 0))
+    safe, valid = _session_index(table, starts)
     inside = valid & (starts >= opens[safe]) & (ends <= closes[safe]) if len(table) else valid
     keep = inside | (valid & extended)
     out = out[keep].copy()
@@ -248,21 +252,19 @@ def fill_gaps(
     previous close with zero volume, flagged ``filled``. Intraday intervals outside the
     sessions stay out (unless ``extended`` or UTC)."""
     out = bars.assign(filled=False)
-    if bars.empty or resolution.daily:
-        if resolution.daily and not bars.empty:
-            return _fill_days(out, session)
+    if bars.empty:
         return out
+    if resolution.daily:
+        return _fill_days(out, session)
     pieces = []
     for symbol, group in out.groupby("symbol", sort=False):
         starts = _ms(group["window_start"])
         grid = np.arange(starts.min(), starts.max() + 1, resolution.ms, dtype=np.int64)
         if SESSIONS[session] is not None and not extended:
             table = sessions_between(session, int(grid.min()), int(grid.max()) + resolution.ms)
-            index = np.searchsorted(table["close_ms"].to_numpy(), grid, side="right")
-            ok = index < len(table)
-            safe = np.minimum(index, len(table) - 1)
-            opens = table["open_ms"].to_numpy()[safe]
-            grid = grid[ok & (grid >= opens)]
+            safe, ok = _session_index(table, grid)
+            opens = table["open_ms"].to_numpy()
+            grid = grid[ok & (grid >= opens[safe])] if len(table) else grid[ok]
         missing = np.setdiff1d(grid, starts)
         pieces.append(group)
         if len(missing):

@@ -167,12 +167,6 @@ class BarsJob:
                 "set METRICS_PORT to a free port (or unset it to turn metrics off)",
             ) from None
 
-    @property
-    def newest_event_ms(self) -> int:
-        """The newest event time read (ticks and heartbeats), or NO_TIME."""
-        report = self.last_report
-        return report.max_event_ms if report is not None else NO_TIME
-
     def _prepare_lake(self) -> int:
         """Check the lake before the query starts; returns the dedup index's partitions."""
         self.state.latest()  # a record this engine cannot read: one line now, not a failed batch
@@ -299,11 +293,12 @@ class BarsJob:
             rejected=summary.rejected,
         )
         open_rows = P.open_ticks(still_open)
+        max_event_ms = max([before.max_event_ms, *partition_max.values()])
         self.state.save(
             Snapshot(
                 batch_id=batch_id,
                 watermark_ms=new_watermark,
-                max_event_ms=max([before.max_event_ms, *partition_max.values()]),
+                max_event_ms=max_event_ms,
                 partition_max_ms=partition_max,
                 open_rows=open_rows,
                 totals=totals,
@@ -321,7 +316,7 @@ class BarsJob:
             heartbeats=summary.count("heartbeat"),
             bars=bars,
             watermark_ms=new_watermark,
-            max_event_ms=max([before.max_event_ms, *partition_max.values()]),
+            max_event_ms=max_event_ms,
             open_rows=open_rows,
             open_windows=len(still_open),
             first_open_end_ms=(

@@ -82,10 +82,10 @@ class JobCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         report = self.job.last_report
-        snapshot = self.before() if report is None else None
-        totals = report.totals if report is not None else snapshot.totals  # type: ignore[union-attr]
-        watermark = report.watermark_ms if report else snapshot.watermark_ms  # type: ignore[union-attr]
-        newest = self.job.newest_event_ms
+        # Before the job's first batch, the totals and the watermark are the lake's record's.
+        current: BatchReport | Snapshot = report if report is not None else self.before()
+        totals, watermark = current.totals, current.watermark_ms
+        newest = report.max_event_ms if report is not None else NO_TIME
 
         yield _counter("messages", "Messages read from the topic.", totals.messages)
         ticks = CounterMetricFamily(

@@ -434,7 +434,9 @@ def stream(once: bool, ui: bool, **options: Any) -> None:
     run_stream(settings_from(options), once=once, ui=ui)
 
 
-SESSION_NAMES = ("utc", "us-equities", "cme-futures")  # tickstream.lake.resample.SESSIONS
+# tickstream.lake.resample.SESSIONS, named here so that the CLI starts without pandas (a unit
+# test keeps the two equal).
+SESSION_NAMES = ("utc", "us-equities", "cme-futures")
 
 
 @cli.command("bars")
@@ -566,18 +568,11 @@ def write_bars(frame: Any, fmt: str, output_file: str | None) -> None:
 
 
 def _plain(value: Any) -> Any:
-    """A DataFrame cell as a plain value: None for a missing one, naive UTC for a time."""
-    import math
+    """A DataFrame cell as a plain value, a time as naive UTC (as the CSV export shows it)."""
+    from tickstream.lake.read import plain_value
 
-    import pandas as pd
-
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.tz_convert("UTC").tz_localize(None).to_pydatetime()
-    if hasattr(value, "item"):  # a numpy scalar
-        return value.item()
-    return value
+    value = plain_value(value)
+    return value.replace(tzinfo=None) if isinstance(value, datetime) else value
 
 
 def _print_table(columns: list[str], rows: list[tuple[Any, ...]], out: Any = None) -> None:

@@ -168,3 +168,11 @@ def test_fill_carries_the_close_through_empty_intervals() -> None:
     assert list(gaps["volume"]) == [0.0, 0.0, 0.0]
     assert list(gaps["trade_count"]) == [0, 0, 0]
     assert list(filled["filled"]) == [False, False, True, True, True, False]
+
+
+def test_the_cli_offers_exactly_the_sessions_resample_knows() -> None:
+    """`tickstream bars --session` lists the names without importing pandas at start-up."""
+    from tickstream.cli import SESSION_NAMES
+    from tickstream.lake.resample import SESSIONS
+
+    assert tuple(SESSIONS) == SESSION_NAMES

@@ -15,7 +15,6 @@ next. Key = symbol on both topics, so one symbol's bars stay in order in one par
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,8 +26,6 @@ from confluent_kafka import KafkaError, Message, Producer
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
 from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security
-
-log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 # librdkafka's largest delivery timeout: a closed bar is retried until the broker takes it (or
@@ -142,7 +139,7 @@ class BarPublisher:
             return
         sent = 0
         for bar in bars:
-            self._produce(self.closed_topic, bar, provisional=False, batch_id=batch_id)
+            self._produce_closed(self.closed_topic, bar, batch_id)
             sent += 1
         if not sent:
             return
@@ -189,10 +186,9 @@ class BarPublisher:
     def close(self, timeout: float = 5.0) -> None:
         self._producer.flush(timeout)
 
-    def _produce(
-        self, topic: str, bar: Mapping[str, Any], *, provisional: bool, batch_id: int
-    ) -> None:
-        value = encode(bar_message(bar, provisional=provisional, batch_id=batch_id))
+    def _produce_closed(self, topic: str, bar: Mapping[str, Any], batch_id: int) -> None:
+        """Queue a closed bar, waiting for room in the client's queue if it is full."""
+        value = encode(bar_message(bar, provisional=False, batch_id=batch_id))
         while True:
             try:
                 self._producer.produce(topic, value, bar["symbol"], on_delivery=self._on_closed)

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -39,6 +38,7 @@ from tickstream.config import Settings
 from tickstream.dashboard.live import LiveBars, LiveFeed
 from tickstream.errors import BadQueryError, TickstreamError
 from tickstream.lake import Lake, bar_symbols, read_bars
+from tickstream.lake.read import parse_instant, plain_value
 
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-=^]{0,15}$")
 MAX_BARS = 5000
@@ -64,17 +64,11 @@ def parse_symbol(value: str | None) -> str:
 
 def parse_time(value: str | None, name: str) -> datetime | None:
     """An ISO-8601 time (UTC if it has no offset), as a naive UTC datetime; None if absent."""
-    if value is None or value == "":
-        return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequestError(
-            400, f"bad {name} {value!r}: expected an ISO-8601 time such as 2026-11-26T16:00"
-        ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+        parsed = parse_instant(value, name)
+    except BadQueryError as exc:
+        raise BadRequestError(400, str(exc)) from None
+    return parsed.replace(tzinfo=None) if parsed is not None else None
 
 
 def parse_limit(value: str | None) -> int:
@@ -117,20 +111,12 @@ def health_from(text: str) -> dict[str, Any]:
 
 def as_message(record: dict[str, Any]) -> dict[str, Any]:
     """A bar read from the lake (a DataFrame record) in the bars topic's JSON contract."""
-    bar = {k: _plain(v) for k, v in record.items()}
+    bar = {k: plain_value(v) for k, v in record.items()}
     message = bar_message(bar, provisional=False, batch_id=-1)
     del message["batch_id"]  # the lake does not keep it
     if record.get("filled"):
         message["filled"] = True
     return message
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, datetime):  # a pandas Timestamp is one
-        return value.astimezone(UTC)
-    return value.item() if hasattr(value, "item") else value
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -15,6 +15,7 @@ from the environment, as the AWS SDKs find them).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,7 +145,7 @@ def read_bars(
     >>> bars = read_bars("data/output", symbol="ES", resolution="1h")  # doctest: +SKIP
     """
     symbols = [symbol] if isinstance(symbol, str) else list(symbol or [])
-    lo, hi = _instant(start, "start"), _instant(end, "end")
+    lo, hi = parse_instant(start, "start"), parse_instant(end, "end")
     check_session(session)
     plain = resolution is None and session == "utc" and not fill
     if plain:
@@ -193,12 +194,24 @@ def _as_output(frame: pd.DataFrame, output: str) -> Any:
     raise BadQueryError(f"unknown output {output!r}", "use pandas, polars or arrow")
 
 
+def plain_value(value: Any) -> Any:
+    """A cell of a bars DataFrame as a plain Python value: None for a missing one, an aware UTC
+    datetime for a time, int or float for a numpy number."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return value.item() if hasattr(value, "item") else value
+
+
 def _naive_utc(moment: datetime) -> datetime:
     """DuckDB compares naive timestamps: an aware time is turned into naive UTC."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _instant(value: datetime | str | None, name: str) -> datetime | None:
+def parse_instant(value: datetime | str | None, name: str) -> datetime | None:
     """A UTC instant (aware), from a datetime (naive = UTC) or an ISO-8601 string."""
     if value is None or value == "":
         return None

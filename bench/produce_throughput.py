@@ -2,7 +2,9 @@
 
 Prints ticks/s for the whole path (read file, convert, encode, produce, flush: every
 tick acknowledged by the broker), and for the stages without Kafka, to show where the
-time goes. Starts its own broker on a free port unless --bootstrap is given.
+time goes. The whole path runs with the durable spool off and on, side by side in the
+same run (alternating, so the machine's load falls on both), and prints their ratio.
+Starts its own broker on a free port unless --bootstrap is given.
 
     .venv/bin/python bench/produce_throughput.py [--file F] [--runs 3]
 """
@@ -23,6 +25,7 @@ from tickstream.kafka_admin import TopicSpec, ensure_topics
 from tickstream.kafka_local import LocalKafka, free_port
 from tickstream.producer import TickProducer
 from tickstream.sources.replay import ReplaySource
+from tickstream.spool import Spool
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "es_futures_ticks_2013-09.csv.gz"
@@ -45,7 +48,9 @@ def stage_encode(path: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def full_path(path: Path, bootstrap: str, compression: str) -> tuple[int, float]:
+def full_path(
+    path: Path, bootstrap: str, compression: str, spool_dir: Path | None = None
+) -> tuple[int, float]:
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, [TopicSpec(topic, 3)])
     settings = load_settings(
@@ -56,14 +61,28 @@ def full_path(path: Path, bootstrap: str, compression: str) -> tuple[int, float]
             "heartbeat_interval_sec": 1.0,
         }
     )
+    spool = None
+    if spool_dir is not None:
+        spool = Spool(spool_dir / topic, max_bytes=8 << 30, fsync_interval_s=1.0).open()
     producer = TickProducer(
-        settings, stop=threading.Event(), notify=lambda m: print(m, file=sys.stderr)
+        settings, stop=threading.Event(), notify=lambda m: print(m, file=sys.stderr), spool=spool
     )
     producer.connect(30)
-    stats = producer.run(replay(path))
-    if not stats.ok or stats.acknowledged != stats.sent:
+    try:
+        stats = producer.run(replay(path))
+    finally:
+        if spool is not None:
+            spool.close()
+    if not stats.ok or stats.acknowledged != stats.sent or stats.spool_pending:
         raise SystemExit(f"delivery failed: {stats.summary()} {stats.errors}")
     return stats.acknowledged, stats.elapsed_s
+
+
+def report(name: str, n: int, rates: list[float], runs: int) -> None:
+    print(
+        f"{name:>28}: {n:,} ticks  median {statistics.median(rates):>10,.0f} ticks/s"
+        f"  best {max(rates):>10,.0f} ticks/s  ({runs} runs)"
+    )
 
 
 def main() -> None:
@@ -87,19 +106,29 @@ def main() -> None:
         for name, stage in (
             ("read+convert", lambda: stage_read(args.file)),
             ("read+convert+encode", lambda: stage_encode(args.file)),
-            (
-                "full path to Kafka, acked",
-                lambda: full_path(args.file, bootstrap, args.compression),
-            ),
         ):
             rates = []
             for _ in range(args.runs):
                 n, seconds = stage()
                 rates.append(n / seconds)
-            print(
-                f"{name:>28}: {n:,} ticks  median {statistics.median(rates):>10,.0f} ticks/s"
-                f"  best {max(rates):>10,.0f} ticks/s  ({args.runs} runs)"
-            )
+            report(name, n, rates, args.runs)
+        # The whole path without and with the spool, alternating (the first of a pair warms
+        # the broker for the second, so the order flips each run).
+        spool_dir = home / "spool"
+        designs = {
+            "full path to Kafka, acked": None,
+            "the same with the spool": spool_dir,
+        }
+        by_design: dict[str, list[float]] = {name: [] for name in designs}
+        names = list(designs)
+        for run in range(args.runs):
+            for name in names if run % 2 == 0 else reversed(names):
+                n, seconds = full_path(args.file, bootstrap, args.compression, designs[name])
+                by_design[name].append(n / seconds)
+        for name in names:
+            report(name, n, by_design[name], args.runs)
+        off, on = (statistics.median(by_design[name]) for name in names)
+        print(f"{'spool on / off':>28}: {on / off:.2f}x (medians)")
     finally:
         if broker is not None:
             broker.stop()

@@ -213,11 +213,17 @@ PRODUCER_FIELDS = (
     "replay_speed",
     "replay_rebase",
     "replay_on_bad_row",
+    "yfinance_mode",
     "yfinance_poll_sec",
     "simulate_if_no_yfinance",
     "heartbeat_interval_sec",
     "send_timeout_sec",
     "kafka_compression",
+    "producer_spool",
+    "spool_dir",
+    "spool_max_bytes",
+    "spool_fsync_interval_sec",
+    "tickstream_home",
 )
 
 
@@ -254,12 +260,19 @@ def _parse_start(value: str | None) -> int | None:
     type=click.FloatRange(min=0, min_open=True),
     help="Print a status line every this many seconds (instead of a live line on a terminal).",
 )
+@click.option(
+    "--status",
+    "show_status",
+    is_flag=True,
+    help="Say what the spool holds (ticks Kafka has not acknowledged) and exit.",
+)
 def produce(
     count: int | None,
     duration: float | None,
     start: str | None,
     connect_timeout: float,
     status_every: float | None,
+    show_status: bool,
     **options: Any,
 ) -> None:
     """Publish ticks to Kafka: simulated (default), replayed from a file, or live (yfinance).
@@ -274,15 +287,23 @@ def produce(
     Idempotent (acks=all) and asynchronous. Ctrl-C or SIGTERM stops reading the
     source, flushes what is queued and prints the counts; the exit code is 1 if any
     message could not be delivered.
+
+    With the spool (PRODUCER_SPOOL: on for live sources by default), every tick is written
+    to SPOOL_DIR before Kafka gets it: an outage or a crash loses nothing, and the next
+    start sends what Kafka had not acknowledged. `--status` says what it holds.
     """
     import threading
 
     from tickstream.producer import ProduceStats, TickProducer
-    from tickstream.progress import ProgressLine, StatusLines
+    from tickstream.progress import ProgressLine, StatusLines, spool_text
     from tickstream.signals import stop_on_signals
     from tickstream.sources.factory import build_source
+    from tickstream.spool import Spool, SpoolFullError, spool_status
 
     settings = settings_from(options)
+    if show_status:
+        click.echo(describe_spool(spool_status(settings.spool_folder)))
+        return
     start_ms = _parse_start(start)
     stop = threading.Event()
 
@@ -302,31 +323,76 @@ def produce(
             duration_s=duration,
             start_ms=start_ms,
         )
-        producer = TickProducer(settings, stop=stop, notify=notify)
-        partitions = producer.connect(connect_timeout)
-        notify(
-            f"{source.name} -> {settings.kafka_topic} ({len(partitions)} partitions) "
-            f"at {settings.kafka_bootstrap_servers}"
-        )
-        progress = ProgressLine(source.name, enabled=False if status_every else None)
-        if progress.enabled:
-            progress.total = source.total
-        status = StatusLines(notify, status_every) if status_every else None
-
-        def on_progress(s: ProduceStats, queued: int) -> None:
-            progress.update(s.sent, f"queued {queued:,}")
-            if status is not None:
-                status.update(s, queued)
-
+        spool = None
+        if settings.spool_wanted(source.live):
+            spool = Spool(
+                settings.spool_folder,
+                max_bytes=int(settings.spool_max_bytes),
+                fsync_interval_s=settings.spool_fsync_interval_sec,
+            ).open()
+        else:
+            left = spool_status(settings.spool_folder)
+            if left.pending:
+                notify(
+                    f"the spool at {left.folder} holds {left.pending:,} ticks of an earlier run; "
+                    "they are sent by a producer with the spool on (--spool on)"
+                )
+        full: SpoolFullError | None = None
         try:
-            stats = producer.run(source, on_progress)
+            producer = TickProducer(settings, stop=stop, notify=notify, spool=spool)
+            partitions = producer.connect(connect_timeout)
+            notify(
+                f"{source.name} -> {settings.kafka_topic} ({len(partitions)} partitions) "
+                f"at {settings.kafka_bootstrap_servers}"
+                + (f"; spool at {spool.folder}" if spool is not None else "")
+            )
+            progress = ProgressLine(source.name, enabled=False if status_every else None)
+            if progress.enabled:
+                progress.total = source.total
+            status = StatusLines(notify, status_every) if status_every else None
+
+            def on_progress(s: ProduceStats, queued: int) -> None:
+                extra = " | ".join(filter(None, (f"queued {queued:,}", spool_text(s))))
+                progress.update(s.sent, extra)
+                if status is not None:
+                    status.update(s, queued)
+
+            try:
+                stats = producer.run(source, on_progress)
+            except SpoolFullError as exc:
+                full, stats = exc, producer.stats
+            finally:
+                progress.close()
         finally:
-            progress.close()
+            if spool is not None:
+                spool.close()
     click.echo(f"produce: {stats.summary()}", err=True)
     for error in stats.errors:
         click.echo(f"produce: error: {error}", err=True)
+    if full is not None:
+        raise full
     if not stats.ok:
         sys.exit(1)
+
+
+def describe_spool(status: Any) -> str:
+    """`tickstream produce --status`: what the spool holds, in one line."""
+    from tickstream.progress import format_size
+
+    if not status.exists:
+        return f"spool at {status.folder}: none (no producer has spooled to it)"
+    running = (
+        f"; a producer (pid {status.producer_pid}) is running on it"
+        if status.producer_pid is not None
+        else ""
+    )
+    if not status.pending:
+        return f"spool at {status.folder}: empty, Kafka has every tick{running}"
+    return (
+        f"spool at {status.folder}: {status.pending:,} ticks Kafka has not acknowledged, "
+        f"{format_size(status.size_bytes)} in {status.segments} segment"
+        f"{'s' if status.segments != 1 else ''}{running or '; the next producer sends them first'}"
+    )
 
 
 # --- tickstream stream / bars -----------------------------------------------------------------

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    ByteSize,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tickstream.errors import ConfigError
@@ -182,6 +189,25 @@ class Settings(BaseSettings):
         "skip", description="A malformed row is reported, then skipped or fatal."
     )
     yfinance_poll_sec: float = Field(5.0, description="Seconds between two yfinance polls.")
+    yfinance_mode: Literal["stream", "poll"] = Field(
+        "stream",
+        description="yfinance: stream quotes over Yahoo's WebSocket, or poll them (the fallback).",
+    )
+    producer_spool: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Write every tick to a local spool before Kafka, so an outage or a crash "
+        "loses none: auto = on for live sources (yfinance).",
+    )
+    spool_dir: Path | None = Field(
+        None, description="The producer's spool folder; unset = TICKSTREAM_HOME/spool/TOPIC."
+    )
+    spool_max_bytes: ByteSize = Field(
+        ByteSize(1 << 30),
+        description="Disk budget of the spool (e.g. 500MB, 2GiB); past it the producer stops.",
+    )
+    spool_fsync_interval_sec: float = Field(
+        1.0, description="Seconds between two fsyncs of the spool; 0 = after every chunk."
+    )
 
     # Stream job
     output_path: str = Field(
@@ -381,6 +407,20 @@ class Settings(BaseSettings):
             raise ValueError("expected a number of seconds >= 0 (0 = no heartbeats)")
         return value
 
+    @field_validator("spool_fsync_interval_sec")
+    @classmethod
+    def _fsync_interval(cls, value: float) -> float:
+        if not value >= 0 or value == float("inf"):
+            raise ValueError("expected a number of seconds >= 0")
+        return value
+
+    @field_validator("spool_max_bytes")
+    @classmethod
+    def _spool_budget(cls, value: ByteSize) -> ByteSize:
+        if value < 1 << 20:
+            raise ValueError("expected at least 1MiB (e.g. 500MB, 2GiB)")
+        return value
+
     @field_validator("yfinance_poll_sec")
     @classmethod
     def _poll(cls, value: float) -> float:
@@ -544,6 +584,14 @@ class Settings(BaseSettings):
         return duration_seconds(self.lake_retention) / 3600
 
     @property
+    def spool_folder(self) -> Path:
+        return self.spool_dir or self.tickstream_home / "spool" / self.kafka_topic
+
+    def spool_wanted(self, live_source: bool) -> bool:
+        """Whether the producer spools: PRODUCER_SPOOL, where auto means for live sources."""
+        return self.producer_spool == "on" or (self.producer_spool == "auto" and live_source)
+
+    @property
     def jars_dir(self) -> Path:
         return self.tickstream_jars_dir or self.tickstream_home / "jars"
 
@@ -562,6 +610,7 @@ FLAG_ALIASES = {
     "replay_speed": "--speed",
     "replay_rebase": "--rebase",
     "replay_on_bad_row": "--on-bad-row",
+    "producer_spool": "--spool",
 }
 
 

@@ -9,6 +9,13 @@ into Python, so after the final flush::
 
 Heartbeats go to every partition of the topic at a fixed wall-clock interval, and
 once more at the end, carrying the source's event-time clock.
+
+With a spool (:mod:`tickstream.spool`), every chunk is written to the local disk before it
+is handed to Kafka, and nothing is ever given up: messages wait in librdkafka as long as
+it takes, the producer picks each tick's partition itself and counts acknowledgements per
+partition (:mod:`tickstream.acks`), and the spool's cursor follows them. While Kafka is
+down, new ticks go to the spool only; once it is back, the spool drains in order before
+newer ticks, and a restart resends what Kafka had not acknowledged.
 """
 
 from __future__ import annotations
@@ -24,10 +31,13 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from tickstream.acks import AckTracker, Partitioner
 from tickstream.config import Settings
 from tickstream.errors import EnvironmentProblem, TickstreamError
 from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security, credentials_error
+from tickstream.progress import format_size
 from tickstream.sources.base import TickSource
+from tickstream.spool import Block, Spool, SpoolFullError, SpoolReader
 from tickstream.ticks.codec import encode_heartbeat
 from tickstream.ticks.schema import Heartbeat
 
@@ -35,6 +45,11 @@ log = logging.getLogger(__name__)
 
 # Transport errors worth telling the user about while they last (the producer keeps retrying).
 _OUTAGE_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+# With a spool a message is never given up: librdkafka's largest delivery timeout (24.8 days).
+FOREVER_MS = 2_147_483_647
+# A spool's backlog is handed to Kafka at most this many ticks per turn of the loop, so the
+# source is read (and spooled) in between.
+DRAIN_STEP = 200_000
 
 
 @dataclass
@@ -47,6 +62,13 @@ class ProduceStats:
     bad_rows: int = 0
     elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # With a spool:
+    spooled: int = 0  # ticks the source gave, written to the spool
+    resent: int = 0  # ticks an earlier run left in the spool, handed to Kafka again
+    spool_pending: int = 0  # ticks in the spool Kafka has not acknowledged (kept)
+    spool_bytes: int = 0
+    spool_path: str | None = None
+    down_s: float = 0.0  # how long Kafka has been unreachable, now
 
     @property
     def acknowledged(self) -> int:
@@ -54,20 +76,40 @@ class ProduceStats:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.undelivered == 0 and self.heartbeats_failed == 0
+        # With a spool, what Kafka has not acknowledged is kept for the next start, not lost.
+        lost = self.undelivered if self.spool_path is None else 0
+        return self.failed == 0 and lost == 0 and self.heartbeats_failed == 0
 
     def summary(self) -> str:
         rate = self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
-        text = (
-            f"sent {self.sent:,} ticks, acknowledged {self.acknowledged:,}, "
-            f"failed {self.failed + self.undelivered:,}, heartbeats {self.heartbeats:,}"
-        )
+        if self.spool_path is None:
+            text = (
+                f"sent {self.sent:,} ticks, acknowledged {self.acknowledged:,}, "
+                f"failed {self.failed + self.undelivered:,}, heartbeats {self.heartbeats:,}"
+            )
+        else:
+            text = f"spooled {self.spooled:,} ticks, sent {self.sent:,}"
+            if self.resent:
+                text += f" ({self.resent:,} resent from an earlier run)"
+            text += f", failed {self.failed:,}, heartbeats {self.heartbeats:,}"
         if self.bad_rows:
             text += f", bad rows skipped {self.bad_rows:,}"
-        return text + f" in {self.elapsed_s:.1f}s ({rate:,.0f} ticks/s)"
+        text += f" in {self.elapsed_s:.1f}s ({rate:,.0f} ticks/s)"
+        if self.spool_path is not None:
+            if self.spool_pending:
+                text += (
+                    f"; {self.spool_pending:,} ticks Kafka has not acknowledged stay in the spool "
+                    f"at {self.spool_path}: the next `tickstream produce` sends them first"
+                )
+            else:
+                text += "; the spool is empty (Kafka acknowledged every tick)"
+        return text
 
 
-def producer_config(settings: Settings, on_error: Callable[[KafkaError], None]) -> dict[str, Any]:
+def producer_config(
+    settings: Settings, on_error: Callable[[KafkaError], None], *, spooled: bool = False
+) -> dict[str, Any]:
+    delivery_ms = FOREVER_MS if spooled else int(settings.send_timeout_sec * 1000)
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         **client_security(settings),
@@ -79,10 +121,11 @@ def producer_config(settings: Settings, on_error: Callable[[KafkaError], None]) 
         "batch.num.messages": 100_000,
         "queue.buffering.max.messages": 1_000_000,
         "queue.buffering.max.kbytes": 1_048_576,
-        "delivery.timeout.ms": int(settings.send_timeout_sec * 1000),
+        "delivery.timeout.ms": delivery_ms,
         # Java clients' partitioner: the same key lands in the same partition from any client.
         "partitioner": "murmur2_random",
-        "delivery.report.only.error": True,
+        # With a spool, every acknowledgement moves its cursor (see tickstream.acks).
+        "delivery.report.only.error": not spooled,
         "error_cb": on_error,
         "logger": LIBRDKAFKA_LOG,
         # Once a second, the client's view of each broker connection: an outage ends when one
@@ -100,8 +143,10 @@ class TickProducer:
         *,
         stop: threading.Event | None = None,
         notify: Callable[[str], None] = print,
+        spool: Spool | None = None,
     ) -> None:
         self.settings = settings
+        self.spool = spool
         self.topic = settings.kafka_topic
         self.stop = stop or threading.Event()
         self.notify = notify
@@ -111,9 +156,18 @@ class TickProducer:
         self._broker_up = False  # set by the statistics callback during an outage
         self._auth_failed = False
         self._producer = Producer(
-            {**producer_config(settings, self._on_error), "stats_cb": self._on_stats}
+            {
+                **producer_config(settings, self._on_error, spooled=spool is not None),
+                "stats_cb": self._on_stats,
+            }
         )
         self.partitions: list[int] = []
+        # With a spool:
+        self._tracker: AckTracker | None = None
+        self._partitioner: Partitioner | None = None
+        self._reader: SpoolReader | None = None  # the backlog, when there is one
+        self._rest: Block | None = None  # what is left of a block handed in part
+        self._resend_end = 0  # ticks below this were spooled by an earlier run
 
     # --- callbacks (run inside poll/flush) ------------------------------------------------------
 
@@ -125,10 +179,15 @@ class TickProducer:
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
                 self._broker_up = False
+                kept = (
+                    f"ticks go to the spool at {self.spool.folder} "
+                    f"(up to {format_size(self.spool.max_bytes)})"
+                    if self.spool is not None
+                    else f"messages are kept for {self.settings.send_timeout_sec:g}s"
+                )
                 self.notify(
                     f"kafka unreachable at {self.settings.kafka_bootstrap_servers} "
-                    f"({err.str()}); retrying, messages are kept for "
-                    f"{self.settings.send_timeout_sec:g}s"
+                    f"({err.str()}); retrying, {kept}"
                 )
         elif err.fatal():
             self._record(f"fatal producer error: {err.str()}")
@@ -140,6 +199,26 @@ class TickProducer:
         if err is not None:
             self.stats.failed += 1
             self._record(f"tick to {msg.topic()}[{msg.partition()}] failed: {err.str()}")
+
+    def _on_spooled_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        assert self._tracker is not None
+        partition = msg.partition()
+        assert partition is not None
+        if err is None:
+            self._tracker.delivered(partition)
+            return
+        if err.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
+            self._tracker.delivered(partition, ok=False)  # given up at exit: still spooled
+            return
+        # Never a timeout (a spooled tick is never given up): Kafka refused it for good. It
+        # stays in the spool, and so does everything after it; stop and say why.
+        self._tracker.delivered(partition, ok=False)
+        self.stats.failed += 1
+        self._record(
+            f"kafka refused a tick for {msg.topic()}[{partition}]: {err.str()}; it stays in "
+            "the spool, and the next start tries it again"
+        )
+        self.stop.set()
 
     def _on_heartbeat_failed(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -187,6 +266,7 @@ class TickProducer:
                 topic = metadata.topics.get(self.topic)
                 if topic is not None and topic.error is None and topic.partitions:
                     self.partitions = sorted(topic.partitions)
+                    self._partitioner = Partitioner(len(self.partitions))
                     self._outage_since = None
                     return self.partitions
                 if (
@@ -255,6 +335,8 @@ class TickProducer:
                     )
                     break
                 except BufferError:
+                    if self.spool is not None and not self._can_hand():
+                        return  # Kafka went down meanwhile: no heartbeat ahead of the spool
                     self._producer.poll(0.05)
             self.stats.heartbeats += 1
 
@@ -266,6 +348,8 @@ class TickProducer:
         """Produce until the source ends or ``stop`` is set, then flush. Returns the counts."""
         if not self.partitions:
             self.connect()
+        if self.spool is not None:
+            return self._run_spooled(source, on_progress)
         interval = self.settings.heartbeat_interval_sec
         started = time.monotonic()
         next_beat = started + interval
@@ -300,3 +384,202 @@ class TickProducer:
 
     def close(self) -> None:
         self._producer.flush(1)
+
+    # --- with a spool ---------------------------------------------------------------------------
+
+    def _can_hand(self) -> bool:
+        """Kafka takes messages: not down, and no tick refused for good."""
+        return self._outage_since is None and not (self._tracker and self._tracker.frozen)
+
+    def _caught_up(self) -> bool:
+        return self._reader is None and self._rest is None and self._can_hand()
+
+    def _run_spooled(
+        self, source: TickSource, on_progress: Callable[[ProduceStats, int], None] | None
+    ) -> ProduceStats:
+        spool = self.spool
+        assert spool is not None
+        self._tracker = AckTracker(spool.acked)
+        self._resend_end = spool.next_seq
+        self.stats.spool_path = str(spool.folder)
+        if spool.pending:
+            self.notify(
+                f"{spool.pending:,} ticks an earlier run left in the spool at {spool.folder} "
+                "go to Kafka first"
+            )
+            self._reader = spool.reader(spool.acked)
+        interval = self.settings.heartbeat_interval_sec
+        started = time.monotonic()
+        next_beat = started + interval
+        full: SpoolFullError | None = None
+        try:
+            for chunk in source.chunks():
+                if len(chunk):
+                    try:
+                        block = spool.append(chunk.symbol, chunk.encode())
+                    except SpoolFullError:
+                        full = self._spool_full(len(chunk))
+                        break
+                    self.stats.spooled += len(block.values)
+                    self._offer(block)
+                self._drain()
+                now = time.monotonic()
+                # A heartbeat never passes ticks still in the spool: they would be late.
+                if interval and now >= next_beat and self._caught_up():
+                    self.heartbeat(source.clock_ms())
+                    next_beat = now + interval
+                self._service()
+                if on_progress is not None:
+                    on_progress(self.stats, len(self._producer))
+                if self.stop.is_set():
+                    break
+            else:
+                self._deliver_all(on_progress)
+                if interval and self._caught_up():
+                    self.heartbeat(source.clock_ms())
+        finally:
+            self.stats.bad_rows = source.bad_rows
+            self._finish_spooled(started)
+        if full is not None:
+            raise full
+        return self.stats
+
+    def _offer(self, block: Block) -> None:
+        """A block just spooled: straight to Kafka when nothing waits before it."""
+        assert self.spool is not None
+        if self._reader is not None or self._rest is not None:
+            return  # the backlog's reader reaches it in turn
+        if not self._can_hand():
+            self._reader = self.spool.reader(block.first_seq)
+            return
+        handed = self._hand(block)
+        if handed < len(block.values):
+            self._rest = block.starting_at(block.first_seq + handed)
+            self._reader = self.spool.reader(block.end_seq)
+
+    def _drain(self, limit: int = DRAIN_STEP) -> None:
+        """Hand the spool's backlog to Kafka, in order, while Kafka takes it."""
+        handed = 0
+        while handed < limit and self._can_hand() and not self.stop.is_set():
+            block = self._rest
+            self._rest = None
+            if block is None:
+                if self._reader is None:
+                    return
+                block = self._reader.next_block()
+                if block is None:  # caught up with the source
+                    self._reader.close()
+                    self._reader = None
+                    return
+            n = self._hand(block)
+            handed += n
+            if n < len(block.values):
+                self._rest = block.starting_at(block.first_seq + n)
+                return
+
+    def _hand(self, block: Block) -> int:
+        """Give librdkafka as much of ``block`` as it takes; return how many ticks it took.
+
+        A full local queue means Kafka is slow: wait for room (the source waits too). Kafka
+        down, or a stop: the rest stays in the spool.
+        """
+        assert self._tracker is not None
+        assert self._partitioner is not None
+        keys, values = block.keys, block.values
+        parts = self._partitioner(keys)
+        produce = self._producer.produce
+        topic = self.topic
+        on_delivery = self._on_spooled_delivery
+        n = len(values)
+        done = 0
+        while done < n:
+            i = done
+            try:
+                for i in range(done, n):
+                    produce(topic, values[i], keys[i], parts[i], on_delivery)
+                i = n
+            except BufferError:
+                pass
+            if i > done:
+                # Registered before any poll: acknowledgements are served only inside poll.
+                self._tracker.handed(block.first_seq + done, parts[done:i])
+                done = i
+            if done < n:
+                if not self._can_hand() or self.stop.is_set():
+                    break
+                self._producer.poll(0.05)
+                self._check_recovered()
+        self.stats.sent += done
+        if block.first_seq < self._resend_end:
+            self.stats.resent += min(block.first_seq + done, self._resend_end) - block.first_seq
+        return done
+
+    def _service(self) -> None:
+        """Serve acknowledgements, move the spool's cursor, sync it when due, refresh stats."""
+        assert self.spool is not None
+        assert self._tracker is not None
+        self._producer.poll(0)
+        self._check_recovered()
+        self.spool.ack(self._tracker.acked)
+        self.spool.maybe_sync()
+        self.stats.spool_pending = self.spool.pending
+        self.stats.spool_bytes = self.spool.size_bytes
+        since = self._outage_since
+        self.stats.down_s = 0.0 if since is None else time.monotonic() - since
+
+    def _deliver_all(self, on_progress: Callable[[ProduceStats, int], None] | None) -> None:
+        """The source is done: deliver the whole spool, through an outage, until a stop."""
+        assert self._tracker is not None
+        told = False
+        while not self.stop.is_set():
+            self._drain()
+            self._service()
+            if on_progress is not None:
+                on_progress(self.stats, len(self._producer))
+            if self._caught_up() and self._tracker.in_flight == 0:
+                return
+            if not told and not self._can_hand():
+                self.notify(
+                    f"the source is done; waiting for Kafka to take the "
+                    f"{self.stats.spool_pending:,} ticks in the spool "
+                    "(a stop keeps them for the next start)"
+                )
+                told = True
+            self._producer.poll(0.05)
+
+    def _finish_spooled(self, started: float) -> None:
+        assert self.spool is not None
+        assert self._tracker is not None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        # What librdkafka holds is in the spool too: wait for it only while Kafka answers.
+        wait = self.settings.send_timeout_sec + 5 if self._can_hand() else 0.5
+        self.stats.undelivered = self._producer.flush(wait)
+        if self.stats.undelivered:
+            self._producer.purge()
+            self._producer.poll(0)
+        self._service()
+        self.spool.close()
+        self.stats.spool_pending = self.spool.pending
+        self.stats.spool_bytes = self.spool.size_bytes
+        self.stats.elapsed_s = time.monotonic() - started
+
+    def _spool_full(self, refused: int) -> SpoolFullError:
+        spool = self.spool
+        assert spool is not None
+        since = self._outage_since
+        why = (
+            f"Kafka unreachable for {time.monotonic() - since:.0f}s"
+            if since is not None
+            else "Kafka takes ticks slower than the source gives them"
+        )
+        self.stop.set()
+        return SpoolFullError(
+            f"the spool at {spool.folder} is full: {format_size(spool.size_bytes)} of "
+            f"SPOOL_MAX_BYTES={format_size(spool.max_bytes)} hold {spool.pending:,} ticks "
+            f"Kafka has not acknowledged ({why}); stopped, without the {refused:,} ticks of "
+            "the source's latest chunk",
+            "the spool is kept and the next `tickstream produce` sends it first: bring Kafka "
+            "back, or raise SPOOL_MAX_BYTES",
+        )

@@ -88,7 +88,33 @@ class StatusLines:
             return
         rate = (stats.sent - self._sent) / (now - self._last)
         self._last, self._sent = now, stats.sent
-        self.echo(
-            f"{rate:,.0f} ticks/s | sent {stats.sent:,} | queued {queued:,} | "
-            f"failed {stats.failed:,}"
-        )
+        self.echo(status_text(stats, queued, rate))
+
+
+def status_text(stats: Any, queued: int, rate: float) -> str:
+    """A producer's state in one line."""
+    text = (
+        f"{rate:,.0f} ticks/s | sent {stats.sent:,} | queued {queued:,} | failed {stats.failed:,}"
+    )
+    spool = spool_text(stats)
+    return f"{text} | {spool}" if spool else text
+
+
+def spool_text(stats: Any) -> str:
+    """With a spool: what it holds, and how long Kafka has been unreachable."""
+    if stats.spool_path is None:
+        return ""
+    text = (
+        f"spooled {stats.spooled:,} | spool {format_size(stats.spool_bytes)}, "
+        f"{stats.spool_pending:,} unacknowledged"
+    )
+    if stats.down_s:
+        text += f" | kafka down {format_eta(stats.down_s)}"
+    return text
+
+
+def format_size(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"

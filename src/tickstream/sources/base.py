@@ -26,6 +26,7 @@ class TickSource(ABC):
     """
 
     name: str = "?"
+    live: bool = False  # ticks that cannot be had again: the producer spools them by default
 
     def __init__(self, stop: threading.Event | None = None) -> None:
         self.stop = stop or threading.Event()

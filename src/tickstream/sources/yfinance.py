@@ -94,6 +94,7 @@ class YahooQuotes:
 
 class YFinanceSource(TickSource):
     name = "yfinance"
+    live = True
 
     def __init__(
         self,

@@ -67,6 +67,17 @@ def kafka_broker(state_home: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test's own, which the test may stop and start."""
+    broker = LocalKafka(tmp_path / "home", port=free_port(), jars_dir=repo_jars_dir(), heap="512m")
+    broker.start(timeout=120)
+    try:
+        yield broker
+    finally:
+        broker.stop(timeout=30)
+
+
+@pytest.fixture
 def make_topic(kafka_broker: str, request: pytest.FixtureRequest) -> Callable[..., str]:
     """Create a topic unique to this test: ``make_topic(partitions=3)`` -> its name."""
     stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[:60].strip("-")

@@ -416,8 +416,14 @@ class SpoolReader:
 
     def next_block(self) -> Block | None:
         """The next block, or None when the reader has caught up with the writer."""
-        if self.seq >= self.spool.next_seq:
-            return None
+        while self.seq < self.spool.next_seq:
+            block = self._read().starting_at(self.seq)
+            if block.values:  # (a block wholly before ``seq`` is skipped)
+                self.seq = block.end_seq
+                return block
+        return None
+
+    def _read(self) -> Block:
         segments = self.spool.segments
         found = [i for i, s in enumerate(segments) if s.first_seq == self._segment_first]
         if not found:  # its segment was deleted once Kafka had all of it: find the next one
@@ -425,26 +431,20 @@ class SpoolReader:
             found = [i for i, s in enumerate(segments) if s.first_seq == self._segment_first]
         index = found[0]
         if self._offset >= segments[index].size:
-            if index + 1 >= len(segments):
-                return None
             self._open(index + 1, 0)
             index += 1
         assert self._file is not None
-        raw = os.pread(self._file, HEADER.size, self._offset)
-        head = _header(raw)
-        if head is None:
-            raise SpoolError(f"the spool segment {segments[index].path} is damaged")
-        length, crc = head
-        body = os.pread(self._file, length, self._offset + HEADER.size)
-        if len(body) < length or zlib.crc32(body) != crc:
+        head = _header(os.pread(self._file, HEADER.size, self._offset))
+        body = b""
+        if head is not None:
+            body = os.pread(self._file, head[0], self._offset + HEADER.size)
+        if head is None or len(body) < head[0] or zlib.crc32(body) != head[1]:
             raise SpoolError(
                 f"the spool segment {segments[index].path} is damaged at byte {self._offset}",
                 "move the spool folder aside (its ticks from there on cannot be read)",
             )
-        self._offset += HEADER.size + length
-        block = decode_body(body).starting_at(self.seq)
-        self.seq = block.end_seq
-        return block
+        self._offset += HEADER.size + head[0]
+        return decode_body(body)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -6,10 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from pyspark.sql import SparkSession
 
 from tests.conftest import repo_jars_dir
@@ -22,18 +20,7 @@ from tests.streams import es_ticks, send_heartbeat
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
 from tickstream.kafka_admin import TopicSpec, ensure_topics
-from tickstream.kafka_local import LocalKafka, free_port
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    """A broker of this test's own, which the test may stop and start."""
-    broker = LocalKafka(tmp_path / "home", port=free_port(), jars_dir=repo_jars_dir(), heap="512m")
-    broker.start(timeout=120)
-    try:
-        yield broker
-    finally:
-        broker.stop(timeout=30)
+from tickstream.kafka_local import LocalKafka
 
 
 def test_a_broker_restart_during_production_loses_nothing(

@@ -21,7 +21,7 @@ def test_a_seed_reproduces_the_market_whatever_the_chunking() -> None:
     assert one_go == again  # everything, timestamps and event ids included
     # Other chunk boundaries (5000 + 5000 + 2000 vs 7 + 5000 ...): the same market.
     source = SimulateSource(symbols, 0, seed=42, count=12_000, start_ms=0)
-    pieces = [source._generate(7), source._generate(4993), source._generate(7000)]
+    pieces = [source.generate(7), source.generate(4993), source.generate(7000)]
     assert fingerprint([t for c in pieces for t in c.ticks()]) == fingerprint(one_go)
     other = run(SimulateSource(symbols, 0, seed=43, count=12_000, start_ms=0))
     assert fingerprint(other) != fingerprint(one_go)
@@ -33,7 +33,7 @@ def test_prices_stay_positive_and_on_the_cent() -> None:
         ["PENNY", "AAPL"], 1.0, seed=1, count=50_000, start_ms=0, start_prices={"PENNY": 0.05}
     )
     source._step_sd = source._step_sd * 400
-    prices = np.concatenate([source._generate(5000).price for _ in range(10)])
+    prices = np.concatenate([source.generate(5000).price for _ in range(10)])
     assert (prices >= 0.01).all()
     assert (prices == 0.01).any()  # the floor was reached, so the check above means something
     cents = prices * 100
@@ -69,7 +69,7 @@ def test_without_a_start_time_runs_get_distinct_ids() -> None:
 
 def test_a_rate_spaces_event_times_evenly() -> None:
     source = SimulateSource(["A"], 4.0, seed=1, count=8, start_ms=10_000)
-    ticks = [t for c in [source._generate(8)] for t in c.ticks()]
+    ticks = [t for c in [source.generate(8)] for t in c.ticks()]
     assert [t.ts_epoch_ms for t in ticks] == [10_000 + 250 * i for i in range(8)]
 
 

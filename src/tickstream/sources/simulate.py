@@ -123,7 +123,7 @@ class SimulateSource(TickSource):
             else:
                 due = MAX_CHUNK
             n = min(due, MAX_CHUNK, remaining if remaining is not None else MAX_CHUNK)
-            yield self._generate(n)
+            yield self.generate(n)
 
     def _tick_ts(self, index: int) -> int:
         """The event time of tick ``index`` at a rate."""
@@ -140,7 +140,8 @@ class SimulateSource(TickSource):
             return self.start_ms + index  # as fast as possible: one tick per millisecond
         return np.full(n, now_ms(), dtype=np.int64)
 
-    def _generate(self, n: int) -> TickChunk:
+    def generate(self, n: int) -> TickChunk:
+        """The next ``n`` ticks, whatever the pacing (how a test regenerates a run)."""
         k = len(self.symbols)
         which = self._pick.integers(0, k, n)
         shocks = self._shock.standard_normal(n)

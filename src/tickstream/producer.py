@@ -416,7 +416,7 @@ class TickProducer:
             for chunk in source.chunks():
                 if len(chunk):
                     try:
-                        block = spool.append(chunk.symbol, chunk.encode())
+                        block = self._spool(chunk.symbol, chunk.encode())
                     except SpoolFullError:
                         full = self._spool_full(len(chunk))
                         break
@@ -443,6 +443,22 @@ class TickProducer:
         if full is not None:
             raise full
         return self.stats
+
+    def _spool(self, keys: Sequence[str], values: Sequence[bytes]) -> Block:
+        """Append to the spool. At its budget while Kafka answers, wait (up to SEND_TIMEOUT_SEC)
+        for acknowledgements to give segments back; full while Kafka is down is full."""
+        assert self.spool is not None
+        waited_until = time.monotonic() + self.settings.send_timeout_sec
+        while True:
+            try:
+                return self.spool.append(keys, values)
+            except SpoolFullError:
+                if not self._can_hand() or self.stop.is_set() or time.monotonic() > waited_until:
+                    raise
+            self._drain()
+            self._service()
+            self.spool.sync()  # the cursor, and the segments below it go
+            self._producer.poll(0.05)
 
     def _offer(self, block: Block) -> None:
         """A block just spooled: straight to Kafka when nothing waits before it."""

@@ -199,7 +199,8 @@ class Spool:
         self.folder = folder
         self.max_bytes = max_bytes
         self.fsync_interval_s = fsync_interval_s
-        self.segment_bytes = segment_bytes
+        # Space comes back a segment at a time: at least eight segments fit in the budget.
+        self.segment_bytes = min(segment_bytes, max(1, max_bytes // 8))
         self.segments: list[Segment] = []
         self.next_seq = 0  # the sequence number the next tick gets
         self.acked = 0  # every tick below this is in Kafka
@@ -314,6 +315,10 @@ class Spool:
         key_bytes = [cache.get(k) or cache.setdefault(k, k.encode()) for k in keys]
         first = self.next_seq
         block = encode_block(first, key_bytes, values)
+        if self.size_bytes + len(block) > self.max_bytes and self.pending == 0:
+            # Kafka has everything: the active segment's bytes can go too.
+            self._roll()
+            self._delete_acked_segments()
         if self.size_bytes + len(block) > self.max_bytes:
             raise SpoolFullError(f"{len(values)} ticks would take the spool past its budget")
         if self.segments[-1].size >= self.segment_bytes:

@@ -97,9 +97,9 @@ def test_blocks_are_read_back_in_order_across_segments_from_any_tick(tmp_path: P
     reader = spool.reader(200)
     assert reader.next_block() is None
     spool.append(*ticks(200, 3))
-    block = reader.next_block()
-    assert block is not None
-    assert block.values == ticks(200, 3)[1]
+    following = reader.next_block()
+    assert following is not None
+    assert following.values == ticks(200, 3)[1]
     spool.close()
 
 
@@ -181,6 +181,22 @@ def test_past_the_budget_nothing_is_written_and_the_spool_stays_usable(tmp_path:
     again = open_spool(tmp_path, max_bytes=1_500, segment_bytes=1 << 20)
     assert read_all(again, 0) == ticks(0, written)[1]
     again.close()
+
+
+def test_space_kafka_has_is_given_back_before_the_budget_says_full(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path, max_bytes=64 * 1024, segment_bytes=1 << 20)
+    written = 0
+    while spool.size_bytes < 60 * 1024:
+        spool.append(*ticks(written, 5))
+        written += 5
+    spool.ack(written)  # Kafka has all of it, the active segment's ticks too
+    spool.sync()
+    for _ in range(20):  # as much again fits: the acknowledged bytes were given back
+        spool.append(*ticks(written, 5))
+        written += 5
+    assert spool.size_bytes <= 64 * 1024
+    assert read_all(spool, spool.acked) == ticks(spool.acked, written - spool.acked)[1]
+    spool.close()
 
 
 def test_one_producer_per_spool(tmp_path: Path) -> None:

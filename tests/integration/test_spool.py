@@ -1,0 +1,282 @@
+"""The producer's spool against a real broker: an outage, SIGKILLs, a full spool.
+
+Each run's ticks are known independently: the simulated source with a seed and a start time
+gives the same ticks whatever the pacing, so a test regenerates them (``generate``) and
+compares, by event_id, with what Kafka and the lake hold.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from tests.helpers import wait_until
+from tests.integration.test_bars_job import WINDOW_MS, assert_reconciled, settings_for
+from tests.integration.test_producer import split
+from tests.kafka_helpers import consume_all
+from tests.reference import assert_same_bars, lake_bars, lake_sql, reference_bars
+from tests.streams import iso, send_heartbeat
+from tickstream.bars.job import BarsJob
+from tickstream.config import Settings
+from tickstream.kafka_admin import TopicSpec, ensure_topics
+from tickstream.kafka_local import LocalKafka
+from tickstream.sources.base import now_ms
+from tickstream.sources.simulate import SimulateSource
+
+RATE = 500
+TICKERS = ("AAPL", "MSFT", "GOOG")
+
+
+def produce_cmd(seed: int, start_ms: int, *more: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "tickstream",
+        "produce",
+        "--tickers",
+        ",".join(TICKERS),
+        "--msgs-per-sec",
+        str(RATE),
+        "--seed",
+        str(seed),
+        "--start",
+        iso(start_ms),
+        "--spool",
+        "on",
+        "--status-every",
+        "1",
+        *more,
+    ]
+
+
+def spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+    with log.open("w") as err:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+
+
+def run_ticks(seed: int, start_ms: int, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` ticks of a run, regenerated without pacing."""
+    source = SimulateSource(TICKERS, RATE, seed=seed, start_ms=start_ms)
+    out: list[dict[str, Any]] = []
+    while len(out) < count:
+        chunk = source.generate(min(5000, count - len(out)))
+        out += [
+            {
+                "symbol": t.symbol,
+                "ts_epoch_ms": t.ts_epoch_ms,
+                "price": t.price,
+                "volume": t.volume,
+                "seq": t.seq,
+                "event_id": t.event_id,
+            }
+            for t in chunk.ticks()
+        ]
+    return out
+
+
+def last_spooled(log: Path) -> int:
+    """The last `spooled N` a producer's status line reported (ticks it had spooled)."""
+    found = re.findall(r"spooled ([\d,]+)", log.read_text())
+    return int(found[-1].replace(",", "")) if found else 0
+
+
+def producer_env(bootstrap: str, topic: str, home: Path, **more: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_TOPIC": topic,
+        "TICKSTREAM_HOME": str(home),
+        **more,
+    }
+
+
+def spool_status(env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "tickstream", "produce", "--status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def pending_in(status: str) -> int:
+    found = re.search(r"([\d,]+) ticks Kafka has not acknowledged", status)
+    assert found is not None, status
+    return int(found.group(1).replace(",", ""))
+
+
+def topic_ids(bootstrap: str, topic: str) -> list[str]:
+    ticks, _ = split(consume_all(bootstrap, topic))
+    return [obj["event_id"] for _, obj in ticks]
+
+
+def bars_of(
+    spark: SparkSession,
+    base: Settings,
+    bootstrap: str,
+    topic: str,
+    out: Path,
+    ticks: list[dict[str, Any]],
+) -> Settings:
+    """Run the job over the topic; check the lake holds exactly ``ticks`` and their bars."""
+    send_heartbeat(bootstrap, topic, max(t["ts_epoch_ms"] for t in ticks) + 10 * WINDOW_MS)
+    settings = settings_for(base, bootstrap, topic, out)
+    BarsJob(settings, spark).start(once=True).awaitTermination(600)
+    archived = [row[0] for row in lake_sql(out, "SELECT event_id FROM ticks")]
+    assert len(archived) == len(set(archived))  # nothing counted twice
+    assert set(archived) == {t["event_id"] for t in ticks}  # nothing missing, nothing else
+    # Prices in cents: VWAP's sums differ in the last bits with the order of addition.
+    assert_same_bars(lake_bars(out), reference_bars(ticks, WINDOW_MS))
+    assert_reconciled(settings)
+    return settings
+
+
+def test_a_three_minute_outage_loses_no_tick(
+    own_broker: LocalKafka, spark: SparkSession, base_settings: Settings, tmp_path: Path
+) -> None:
+    """500 ticks/s, the broker stopped for 3 minutes (18x SEND_TIMEOUT_SEC) and started again:
+    every tick the source gave reaches the lake once, and the bars are exact."""
+    bootstrap = f"127.0.0.1:{own_broker.port}"
+    topic = "ticks-outage"
+    ensure_topics(bootstrap, [TopicSpec(topic, 3)])
+    env = producer_env(bootstrap, topic, tmp_path / "home", SEND_TIMEOUT_SEC="10")
+    start_ms = now_ms() // 1000 * 1000
+    count = RATE * 215  # about 10 s before the outage, 180 s of it, 25 s after
+    log = tmp_path / "produce.log"
+    producer = spawn(produce_cmd(11, start_ms, "--count", str(count)), env, log)
+    try:
+        wait_until(lambda: last_spooled(log) >= 5 * RATE, timeout=90, message="ticks flowing")
+        info, killed = own_broker.stop(timeout=30)
+        assert info is not None
+        assert not killed
+        down_at = time.monotonic()
+        wait_until(lambda: "kafka down" in log.read_text(), timeout=60, message="the outage")
+        # The spool grows while Kafka is down, and `produce --status` says so.
+        wait_until(
+            lambda: time.monotonic() - down_at >= 60, timeout=120, interval=1, message="a minute"
+        )
+        status = spool_status(env)
+        assert pending_in(status) >= 50 * RATE, status
+        assert f"(pid {producer.pid}) is running on it" in status
+        time.sleep(max(0.0, 180 - (time.monotonic() - down_at)))  # the outage itself
+        own_broker.start(timeout=120)
+        producer.wait(timeout=240)
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+    err = log.read_text()
+    assert producer.returncode == 0, err
+    assert "kafka unreachable at" in err
+    assert "ticks go to the spool" in err
+    assert "kafka reachable again after" in err
+    assert f"spooled {count:,} ticks, sent {count:,}" in err
+    assert "the spool is empty (Kafka acknowledged every tick)" in err
+    assert ": empty, Kafka has every tick" in spool_status(env)
+
+    ticks = run_ticks(11, start_ms, count)
+    ids = topic_ids(bootstrap, topic)
+    assert len(ids) == count  # the idempotent producer wrote none twice
+    assert set(ids) == {t["event_id"] for t in ticks}
+    bars_of(spark, base_settings, bootstrap, topic, tmp_path / "lake", ticks)
+
+
+def test_a_producer_killed_three_times_loses_nothing_and_counts_nothing_twice(
+    kafka_broker: str,
+    make_topic: Any,
+    spark: SparkSession,
+    base_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL at random moments, three times; each start resends what the spool holds first.
+    Afterwards each run's ticks in Kafka are exactly a prefix of what it generated, at least as
+    long as what it reported spooled, and the lake counts every tick once."""
+    topic = make_topic(3)
+    env = producer_env(kafka_broker, topic, tmp_path / "home")
+    rng = random.Random(13)
+    runs: list[tuple[int, int, Path]] = []
+    for k in range(4):
+        seed, start_ms = 100 + k, now_ms() // 1000 * 1000 + k  # a run's own ticks
+        log = tmp_path / f"produce-{k}.log"
+        last = k == 3
+        producer = spawn(
+            produce_cmd(seed, start_ms, *(["--count", "1500"] if last else [])), env, log
+        )
+        try:
+            if last:
+                producer.wait(timeout=120)
+                assert producer.returncode == 0, log.read_text()
+            else:
+                wait_until(lambda: last_spooled(log) > 0, timeout=60, message="producing")  # noqa: B023
+                time.sleep(rng.uniform(0.2, 4.0))
+                producer.send_signal(signal.SIGKILL)
+                assert producer.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            if producer.poll() is None:
+                producer.kill()
+        runs.append((seed, start_ms, log))
+    logs = [log.read_text() for _, _, log in runs]
+    assert any("go to Kafka first" in text for text in logs[1:]), logs
+    assert "the spool is empty (Kafka acknowledged every tick)" in logs[-1]
+
+    ids = topic_ids(kafka_broker, topic)
+    expected: list[dict[str, Any]] = []
+    for seed, start_ms, log in runs:
+        # How many of this run's ticks Kafka has: they must be its first ones, no gap.
+        mine = {t["event_id"] for t in run_ticks(seed, start_ms, 20 * RATE)}
+        got = {i for i in ids if i in mine}
+        ticks = run_ticks(seed, start_ms, len(got))
+        assert got == {t["event_id"] for t in ticks}, f"a gap in the ticks of run {seed}"
+        assert len(got) >= last_spooled(log)  # everything it said it had spooled
+        expected += ticks
+    assert len(expected) == len(set(ids))
+    bars_of(spark, base_settings, kafka_broker, topic, tmp_path / "lake", expected)
+
+
+def test_a_full_spool_stops_with_one_line_and_is_sent_at_the_next_start(
+    own_broker: LocalKafka, tmp_path: Path
+) -> None:
+    bootstrap = f"127.0.0.1:{own_broker.port}"
+    topic = "ticks-full"
+    ensure_topics(bootstrap, [TopicSpec(topic, 3)])
+    env = producer_env(bootstrap, topic, tmp_path / "home", SPOOL_MAX_BYTES="1MiB")
+    start_ms = now_ms() // 1000 * 1000
+    log = tmp_path / "produce.log"
+    producer = spawn(produce_cmd(21, start_ms), env, log)
+    try:
+        wait_until(lambda: last_spooled(log) >= 2 * RATE, timeout=90, message="ticks flowing")
+        own_broker.stop(timeout=30)
+        producer.wait(timeout=120)  # 1 MiB holds about 15 s of these ticks
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+    err = log.read_text()
+    assert producer.returncode == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("tickstream: error:")]
+    assert len(errors) == 1, err
+    assert "is full" in errors[0]
+    assert "SPOOL_MAX_BYTES=1.0 MiB" in errors[0]
+    assert "the next `tickstream produce` sends it first" in errors[0]
+    assert "Traceback" not in err
+    spooled = int(re.findall(r"spooled ([\d,]+) ticks", err)[-1].replace(",", ""))
+    assert pending_in(spool_status(env)) > 0
+
+    own_broker.start(timeout=120)
+    log2 = tmp_path / "produce-2.log"
+    again = spawn(produce_cmd(22, now_ms(), "--count", "100"), env, log2)
+    assert again.wait(timeout=120) == 0, log2.read_text()
+    assert "go to Kafka first" in log2.read_text()
+    ids = set(topic_ids(bootstrap, topic))
+    first = {t["event_id"] for t in run_ticks(21, start_ms, spooled)}
+    assert first <= ids  # every tick the full spool held reached Kafka
+    assert len(ids) == spooled + 100

@@ -214,6 +214,7 @@ PRODUCER_FIELDS = (
     "replay_rebase",
     "replay_on_bad_row",
     "yfinance_mode",
+    "yfinance_stream_url",
     "yfinance_poll_sec",
     "simulate_if_no_yfinance",
     "heartbeat_interval_sec",

@@ -193,6 +193,10 @@ class Settings(BaseSettings):
         "stream",
         description="yfinance: stream quotes over Yahoo's WebSocket, or poll them (the fallback).",
     )
+    yfinance_stream_url: str = Field(
+        "wss://streamer.finance.yahoo.com/?version=2",
+        description="Yahoo's streaming endpoint (a WebSocket URL).",
+    )
     producer_spool: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Write every tick to a local spool before Kafka, so an outage or a crash "

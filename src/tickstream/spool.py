@@ -45,6 +45,7 @@ HEADER = struct.Struct("<4sII")  # magic, body length, crc32(body)
 BODY_HEAD = struct.Struct("<QI")  # first seq, n
 SEGMENT_SUFFIX = ".wal"
 SEGMENT_BYTES = 64 * 1024 * 1024  # a new segment after this many bytes
+RECLAIM_BYTES = 1024 * 1024  # an active segment Kafka has in full goes once this large
 
 
 class SpoolError(TickstreamError):
@@ -351,12 +352,16 @@ class Spool:
             os.fsync(self._fd)
             self._dirty = False
         self._last_sync = time.monotonic()
+        active = self.segments[-1] if self.segments else None
+        if self.pending == 0 and active is not None and active.size >= RECLAIM_BYTES:
+            # Kafka has all of it: a new segment, so the acknowledged one can go.
+            self._roll()
         if self.acked != self._saved_cursor:
             tmp = self.folder / "cursor.tmp"
             tmp.write_text(f"{self.acked}\n")
             tmp.replace(self.folder / "cursor")
             self._saved_cursor = self.acked
-            self._delete_acked_segments()
+        self._delete_acked_segments()
 
     def _delete_acked_segments(self) -> None:
         # A segment goes once the next one starts at or below the cursor (the active one stays).

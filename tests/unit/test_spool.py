@@ -199,6 +199,22 @@ def test_space_kafka_has_is_given_back_before_the_budget_says_full(tmp_path: Pat
     spool.close()
 
 
+def test_an_acknowledged_active_segment_gives_its_space_back(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path, segment_bytes=64 << 20)
+    written = 0
+    while spool.size_bytes < 1_100_000:  # past RECLAIM_BYTES, in one segment
+        spool.append(*ticks(written, 500))
+        written += 500
+    spool.ack(written - 1)
+    spool.sync()
+    assert spool.size_bytes >= 1_100_000  # one tick still out: the segment stays
+    spool.ack(written)
+    spool.sync()
+    assert spool.size_bytes == 0
+    assert spool.append(*ticks(written, 1)).first_seq == written
+    spool.close()
+
+
 def test_one_producer_per_spool(tmp_path: Path) -> None:
     spool = open_spool(tmp_path)
     with pytest.raises(SpoolError, match="in use by another producer"):

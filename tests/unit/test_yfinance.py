@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -113,14 +114,15 @@ def test_backoff_is_capped() -> None:
     assert 240 <= source.backoff_s() <= 300
 
 
-def test_missing_yfinance_is_a_clear_error() -> None:
-    try:
-        import yfinance  # noqa: F401
-    except ImportError:
-        with pytest.raises(YFinanceUnavailable, match=r"not installed.*tickstream\[live\]"):
-            YahooQuotes()
-    else:
-        pytest.skip("yfinance is installed here")
+def test_missing_yfinance_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tickstream.sources.yfinance_stream import YahooStream
+
+    for module in ("yfinance", "yfinance.data"):
+        monkeypatch.setitem(sys.modules, module, None)  # an import of it raises ImportError
+    with pytest.raises(YFinanceUnavailable, match=r"not installed.*tickstream\[live\]"):
+        YahooQuotes()
+    with pytest.raises(YFinanceUnavailable, match=r"not installed.*tickstream\[live\]"):
+        YahooStream()
 
 
 def test_unreachable_yahoo_falls_back_to_simulate_or_fails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,13 +133,26 @@ def test_unreachable_yahoo_falls_back_to_simulate_or_fails(monkeypatch: pytest.M
 
     monkeypatch.setattr(factory, "YFinanceSource", unreachable)
     messages: list[str] = []
-    settings = load_settings({"producer_source": "yfinance", "simulate_if_no_yfinance": True})
+    # The stream first (a port where nothing listens), then polling, then the simulation.
+    closed = "ws://127.0.0.1:9"
+    settings = load_settings(
+        {
+            "producer_source": "yfinance",
+            "simulate_if_no_yfinance": True,
+            "yfinance_stream_url": closed,
+        }
+    )
     source = build_source(settings, stop=threading.Event(), notify=messages.append)
     assert isinstance(source, SimulateSource)
-    assert messages == [
+    assert len(messages) == 2
+    assert messages[0].startswith("Yahoo's stream is unreachable: ")
+    assert messages[0].endswith(": polling Yahoo instead (YFINANCE_MODE=poll)")
+    assert messages[1] == (
         "Yahoo Finance is unreachable: network is unreachable: falling back to simulated ticks "
         "(SIMULATE_IF_NO_YFINANCE=true)"
-    ]
-    strict = load_settings({"producer_source": "yfinance", "simulate_if_no_yfinance": False})
+    )
+    strict = load_settings(
+        {"producer_source": "yfinance", "simulate_if_no_yfinance": False, "yfinance_mode": "poll"}
+    )
     with pytest.raises(YFinanceUnavailable, match="SIMULATE_IF_NO_YFINANCE=true"):
         build_source(strict, stop=threading.Event(), notify=messages.append)

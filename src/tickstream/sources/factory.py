@@ -11,6 +11,7 @@ from tickstream.sources.base import TickSource
 from tickstream.sources.replay import BadRowReporter, ReplaySource
 from tickstream.sources.simulate import SimulateSource
 from tickstream.sources.yfinance import YFinanceSource, YFinanceUnavailable
+from tickstream.sources.yfinance_stream import YahooStream, YFinanceStreamSource
 
 
 def build_source(
@@ -40,16 +41,7 @@ def build_source(
         )
     if kind == "yfinance":
         try:
-            live = YFinanceSource(
-                settings.tickers,
-                poll_s=settings.yfinance_poll_sec,
-                notify=notify,
-                count=count,
-                duration_s=duration_s,
-                stop=stop,
-            )
-            live.probe()
-            return live
+            return _yfinance(settings, stop, notify, report_bad_row, count, duration_s)
         except YFinanceUnavailable as exc:
             if not settings.simulate_if_no_yfinance:
                 raise YFinanceUnavailable(
@@ -67,3 +59,40 @@ def build_source(
         start_ms=start_ms,
         stop=stop,
     )
+
+
+def _yfinance(
+    settings: Settings,
+    stop: threading.Event,
+    notify: Callable[[str], None],
+    report_bad_row: BadRowReporter | None,
+    count: int | None,
+    duration_s: float | None,
+) -> TickSource:
+    """Yahoo's stream; polling where the stream is unavailable (or YFINANCE_MODE=poll)."""
+    if settings.yfinance_mode == "stream":
+        url = settings.yfinance_stream_url
+        stream = YFinanceStreamSource(
+            settings.tickers,
+            connect=lambda: YahooStream(url),
+            notify=notify,
+            report_bad=report_bad_row,
+            count=count,
+            duration_s=duration_s,
+            stop=stop,
+        )
+        try:
+            stream.probe()
+            return stream
+        except YFinanceUnavailable as exc:
+            notify(f"{exc.message}: polling Yahoo instead (YFINANCE_MODE=poll)")
+    poll = YFinanceSource(
+        settings.tickers,
+        poll_s=settings.yfinance_poll_sec,
+        notify=notify,
+        count=count,
+        duration_s=duration_s,
+        stop=stop,
+    )
+    poll.probe()
+    return poll

@@ -212,7 +212,8 @@ class Spool:
         self._last_sync = time.monotonic()
         self._keys: dict[str, bytes] = {}
         # Where the newest block starts: a reader of the backlog seldom needs to scan for it.
-        self.last_block: tuple[int, int, int] | None = None  # (first seq, segment index, offset)
+        # (its first seq, its segment's first seq, its offset there)
+        self.last_block: tuple[int, int, int] | None = None
         self.recovered_bytes = 0  # a torn tail cut off at open
 
     # --- opening and closing ----------------------------------------------------------------
@@ -329,7 +330,7 @@ class Spool:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
-        self.last_block = (first, len(self.segments) - 1, active.size)
+        self.last_block = (first, active.first_seq, active.size)
         active.size += len(block)
         self.next_seq += len(values)
         self._dirty = True
@@ -366,10 +367,10 @@ class Spool:
     def _delete_acked_segments(self) -> None:
         # A segment goes once the next one starts at or below the cursor (the active one stays).
         while len(self.segments) > 1 and self.segments[1].first_seq <= self.acked:
-            self.segments.pop(0).path.unlink(missing_ok=True)
-            if self.last_block is not None:
-                seq, index, offset = self.last_block
-                self.last_block = (seq, index - 1, offset)
+            gone = self.segments.pop(0)
+            gone.path.unlink(missing_ok=True)
+            if self.last_block is not None and self.last_block[1] == gone.first_seq:
+                self.last_block = None
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -392,10 +393,10 @@ class SpoolReader:
     def _seek(self, seq: int) -> None:
         spool = self.spool
         last = spool.last_block
+        firsts = [s.first_seq for s in spool.segments]
         if last is not None and last[0] <= seq:
-            index, offset = last[1], last[2]
+            index, offset = firsts.index(last[1]), last[2]
         else:
-            firsts = [s.first_seq for s in spool.segments]
             index = max(0, bisect.bisect_right(firsts, seq) - 1)
             offset = 0
             path = spool.segments[index].path

@@ -1,5 +1,8 @@
 """The producer's spool against a real broker: an outage, SIGKILLs, a full spool.
 
+The outage scenario has a broker of its own and runs in a thread from the module's start, so
+that its three minutes (mostly waiting) overlap the other tests; its test, the last, waits for it.
+
 Each run's ticks are known independently: the simulated source with a seed and a start time
 gives the same ticks whatever the pacing, so a test regenerates them (``generate``) and
 compares, by event_id, with what Kafka and the lake hold.
@@ -13,14 +16,19 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyspark.sql import SparkSession
 
+from tests.conftest import repo_jars_dir
 from tests.helpers import wait_until
-from tests.integration.test_bars_job import WINDOW_MS, assert_reconciled, settings_for
+from tests.integration.test_bars_job import WINDOW_MS, as_dicts, assert_reconciled, settings_for
 from tests.integration.test_producer import split
 from tests.kafka_helpers import consume_all
 from tests.reference import assert_same_bars, lake_bars, lake_sql, reference_bars
@@ -28,7 +36,7 @@ from tests.streams import iso, send_heartbeat
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
 from tickstream.kafka_admin import TopicSpec, ensure_topics
-from tickstream.kafka_local import LocalKafka
+from tickstream.kafka_local import LocalKafka, free_port
 from tickstream.sources.base import now_ms
 from tickstream.sources.simulate import SimulateSource
 
@@ -68,18 +76,7 @@ def run_ticks(seed: int, start_ms: int, count: int) -> list[dict[str, Any]]:
     source = SimulateSource(TICKERS, RATE, seed=seed, start_ms=start_ms)
     out: list[dict[str, Any]] = []
     while len(out) < count:
-        chunk = source.generate(min(5000, count - len(out)))
-        out += [
-            {
-                "symbol": t.symbol,
-                "ts_epoch_ms": t.ts_epoch_ms,
-                "price": t.price,
-                "volume": t.volume,
-                "seq": t.seq,
-                "event_id": t.event_id,
-            }
-            for t in chunk.ticks()
-        ]
+        out += as_dicts(source.generate(min(5000, count - len(out))).ticks())
     return out
 
 
@@ -142,53 +139,91 @@ def bars_of(
     return settings
 
 
-def test_a_three_minute_outage_loses_no_tick(
-    own_broker: LocalKafka, spark: SparkSession, base_settings: Settings, tmp_path: Path
-) -> None:
-    """500 ticks/s, the broker stopped for 3 minutes (18x SEND_TIMEOUT_SEC) and started again:
-    every tick the source gave reaches the lake once, and the bars are exact."""
-    bootstrap = f"127.0.0.1:{own_broker.port}"
-    topic = "ticks-outage"
-    ensure_topics(bootstrap, [TopicSpec(topic, 3)])
-    env = producer_env(bootstrap, topic, tmp_path / "home", SEND_TIMEOUT_SEC="10")
-    start_ms = now_ms() // 1000 * 1000
-    count = RATE * 215  # about 10 s before the outage, 180 s of it, 25 s after
-    log = tmp_path / "produce.log"
-    producer = spawn(produce_cmd(11, start_ms, "--count", str(count)), env, log)
-    try:
-        wait_until(lambda: last_spooled(log) >= 5 * RATE, timeout=90, message="ticks flowing")
-        info, killed = own_broker.stop(timeout=30)
-        assert info is not None
-        assert not killed
-        down_at = time.monotonic()
-        wait_until(lambda: "kafka down" in log.read_text(), timeout=60, message="the outage")
-        # The spool grows while Kafka is down, and `produce --status` says so.
-        wait_until(
-            lambda: time.monotonic() - down_at >= 60, timeout=120, interval=1, message="a minute"
-        )
-        status = spool_status(env)
-        assert pending_in(status) >= 50 * RATE, status
-        assert f"(pid {producer.pid}) is running on it" in status
-        time.sleep(max(0.0, 180 - (time.monotonic() - down_at)))  # the outage itself
-        own_broker.start(timeout=120)
-        producer.wait(timeout=240)
-    finally:
-        if producer.poll() is None:
-            producer.kill()
-    err = log.read_text()
-    assert producer.returncode == 0, err
-    assert "kafka unreachable at" in err
-    assert "ticks go to the spool" in err
-    assert "kafka reachable again after" in err
-    assert f"spooled {count:,} ticks, sent {count:,}" in err
-    assert "the spool is empty (Kafka acknowledged every tick)" in err
-    assert ": empty, Kafka has every tick" in spool_status(env)
+@dataclass
+class Outage:
+    """The outage scenario, run in a thread of its own while this module's other tests run:
+    its three minutes are mostly waiting."""
 
-    ticks = run_ticks(11, start_ms, count)
-    ids = topic_ids(bootstrap, topic)
-    assert len(ids) == count  # the idempotent producer wrote none twice
-    assert set(ids) == {t["event_id"] for t in ticks}
-    bars_of(spark, base_settings, bootstrap, topic, tmp_path / "lake", ticks)
+    broker: LocalKafka
+    home: Path
+    topic: str = "ticks-outage"
+    seed: int = 11
+    count: int = RATE * 205  # about 10 s before the outage, 180 s of it, 15 s after
+    start_ms: int = 0
+    status: str = ""
+    returncode: int | None = None
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.broker.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "produce.log"
+
+    def env(self) -> dict[str, str]:
+        return producer_env(self.bootstrap, self.topic, self.home, SEND_TIMEOUT_SEC="10")
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # reported by the test that waits for it
+            self.error = exc
+
+    def _run(self) -> None:
+        ensure_topics(self.bootstrap, [TopicSpec(self.topic, 3)])
+        self.start_ms = now_ms() // 1000 * 1000
+        cmd = produce_cmd(self.seed, self.start_ms, "--count", str(self.count))
+        producer = spawn(cmd, self.env(), self.log)
+        try:
+            wait_until(lambda: last_spooled(self.log) >= 5 * RATE, timeout=90, message="flow")
+            info, killed = self.broker.stop(timeout=30)
+            assert info is not None
+            assert not killed
+            down_at = time.monotonic()
+            wait_until(lambda: "kafka down" in self.log.read_text(), timeout=60, message="down")
+            # The spool grows while Kafka is down, and `produce --status` says so.
+            time.sleep(max(0.0, 60 - (time.monotonic() - down_at)))
+            self.status = spool_status(self.env()) + f"(the producer's pid: {producer.pid})"
+            time.sleep(max(0.0, 180 - (time.monotonic() - down_at)))  # the outage itself
+            self.broker.start(timeout=120)
+            self.returncode = producer.wait(timeout=240)
+        finally:
+            if producer.poll() is None:
+                producer.kill()
+
+    def result(self) -> Outage:
+        assert self.thread is not None
+        self.thread.join(timeout=600)
+        assert not self.thread.is_alive(), "the outage scenario did not end"
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+OUTAGE_TEST = "test_a_three_minute_outage_loses_no_tick"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def outage(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Outage | None]:
+    if not any(item.name == OUTAGE_TEST for item in request.session.items):
+        yield None  # its test is not selected: no scenario in the background
+        return
+    home = tmp_path_factory.mktemp("outage")
+    broker = LocalKafka(home / "broker", port=free_port(), jars_dir=repo_jars_dir(), heap="512m")
+    broker.start(timeout=120)
+    scenario = Outage(broker, home)
+    scenario.thread = threading.Thread(target=scenario.run, name="outage", daemon=True)
+    scenario.thread.start()
+    try:
+        yield scenario
+    finally:
+        scenario.thread.join(timeout=600)
+        broker.stop(timeout=30)
 
 
 def test_a_producer_killed_three_times_loses_nothing_and_counts_nothing_twice(
@@ -280,3 +315,30 @@ def test_a_full_spool_stops_with_one_line_and_is_sent_at_the_next_start(
     first = {t["event_id"] for t in run_ticks(21, start_ms, spooled)}
     assert first <= ids  # every tick the full spool held reached Kafka
     assert len(ids) == spooled + 100
+
+
+def test_a_three_minute_outage_loses_no_tick(
+    outage: Outage | None, spark: SparkSession, base_settings: Settings, tmp_path: Path
+) -> None:
+    """500 ticks/s, the broker stopped for 3 minutes (18x SEND_TIMEOUT_SEC) and started again:
+    every tick the source gave reaches the lake once, and the bars are exact. (The scenario ran
+    while the tests above did; this waits for its end.)"""
+    assert outage is not None
+    run = outage.result()
+    err = run.log.read_text()
+    assert run.returncode == 0, err
+    assert "kafka unreachable at" in err
+    assert "ticks go to the spool" in err
+    assert "kafka reachable again after" in err
+    assert f"spooled {run.count:,} ticks, sent {run.count:,}" in err
+    assert "the spool is empty (Kafka acknowledged every tick)" in err
+    assert pending_in(run.status) >= 50 * RATE, run.status  # a minute into the outage
+    pid = run.status.rsplit("pid: ", 1)[1].rstrip(")")
+    assert f"(pid {pid}) is running on it" in run.status
+    assert ": empty, Kafka has every tick" in spool_status(run.env())
+
+    ticks = run_ticks(run.seed, run.start_ms, run.count)
+    ids = topic_ids(run.bootstrap, run.topic)
+    assert len(ids) == run.count  # the idempotent producer wrote none twice
+    assert set(ids) == {t["event_id"] for t in ticks}
+    bars_of(spark, base_settings, run.bootstrap, run.topic, tmp_path / "lake", ticks)

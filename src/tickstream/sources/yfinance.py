@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from tickstream.errors import TickstreamError
 from tickstream.sources.base import IDLE_YIELD_S, TickSource, now_ms
 from tickstream.ticks.columnar import TickChunk
@@ -190,14 +188,4 @@ class YFinanceSource(TickSource):
             event_id = hashlib.sha256(identity.encode()).hexdigest()[:24]
             rows.append((q.symbol, ts, q.price, volume, seq, event_id))
         self._emitted += len(rows)
-        if not rows:
-            return TickChunk.empty(self.name)
-        return TickChunk(
-            self.name,
-            [r[0] for r in rows],
-            np.array([r[1] for r in rows], dtype=np.int64),
-            np.array([r[2] for r in rows], dtype=np.float64),
-            np.array([r[3] for r in rows], dtype=np.float64),
-            [r[4] for r in rows],
-            [r[5] for r in rows],
-        )
+        return TickChunk.from_rows(self.name, rows)

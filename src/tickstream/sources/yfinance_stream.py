@@ -39,8 +39,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from tickstream.sources.base import IDLE_YIELD_S, TickSource
 from tickstream.sources.yfinance import YFinanceUnavailable
 from tickstream.ticks.columnar import TickChunk
@@ -326,15 +324,7 @@ class YFinanceStreamSource(TickSource):
         newest = max(r[1] for r in rows)
         if self._clock is None or newest > self._clock[0]:
             self._clock = (newest, time.monotonic())
-        return TickChunk(
-            self.name,
-            [r[0] for r in rows],
-            np.array([r[1] for r in rows], dtype=np.int64),
-            np.array([r[2] for r in rows], dtype=np.float64),
-            np.array([r[3] for r in rows], dtype=np.float64),
-            [r[4] for r in rows],
-            [r[5] for r in rows],
-        )
+        return TickChunk.from_rows(self.name, rows)
 
     def _row(self, quote: StreamQuote, event_id: str) -> tuple[str, int, float, float, int, str]:
         volume = 0.0

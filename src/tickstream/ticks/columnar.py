@@ -71,6 +71,23 @@ class TickChunk:
     def empty(cls, source: str) -> TickChunk:
         return cls(source, [], np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0), [], [])
 
+    @classmethod
+    def from_rows(
+        cls, source: str, rows: Sequence[tuple[str, int, float, float, int, str]]
+    ) -> TickChunk:
+        """A chunk from (symbol, ts_epoch_ms, price, volume, seq, event_id) rows."""
+        if not rows:
+            return cls.empty(source)
+        return cls(
+            source,
+            [r[0] for r in rows],
+            np.array([r[1] for r in rows], dtype=np.int64),
+            np.array([r[2] for r in rows], dtype=np.float64),
+            np.array([r[3] for r in rows], dtype=np.float64),
+            [r[4] for r in rows],
+            [r[5] for r in rows],
+        )
+
     def slice(self, start: int, stop: int) -> TickChunk:
         return TickChunk(
             self.source,

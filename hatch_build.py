@@ -31,7 +31,7 @@ class CustomMetadataHook(MetadataHookInterface):
         root = Path(self.root)
         # Load the parser by path: the package itself is not importable while it is being built.
         spec = importlib.util.spec_from_file_location(
-            "_tickstream_versions", root / "src" / "tickstream" / "versions.py"
+            "_tickstream_versions", root / "src" / "tickstream" / "jvm" / "versions.py"
         )
         assert spec is not None
         assert spec.loader is not None

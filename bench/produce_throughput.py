@@ -21,11 +21,11 @@ import uuid
 from pathlib import Path
 
 from tickstream.config import load_settings
-from tickstream.kafka_admin import TopicSpec, ensure_topics
-from tickstream.kafka_local import LocalKafka, free_port
-from tickstream.producer import TickProducer
+from tickstream.kafka.admin import TopicSpec, ensure_topics
+from tickstream.kafka.local import LocalKafka, free_port
+from tickstream.kafka.producer import TickProducer
+from tickstream.kafka.spool import Spool
 from tickstream.sources.replay import ReplaySource
-from tickstream.spool import Spool
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "es_futures_ticks_2013-09.csv.gz"

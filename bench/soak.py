@@ -37,14 +37,15 @@ sys.path.insert(0, str(REPO / "src"))
 
 from confluent_kafka import Producer  # noqa: E402
 
-from tickstream.bars.job import BarsJob, BatchReport  # noqa: E402
+from tickstream.bars.job import BarsJob  # noqa: E402
+from tickstream.bars.report import BatchReport  # noqa: E402
 from tickstream.config import load_settings  # noqa: E402
-from tickstream.kafka_admin import ensure_topics, pipeline_topics  # noqa: E402
-from tickstream.kafka_local import LocalKafka, free_port  # noqa: E402
-from tickstream.producer import TickProducer  # noqa: E402
+from tickstream.jvm.spark import build_spark  # noqa: E402
+from tickstream.kafka.admin import ensure_topics, pipeline_topics  # noqa: E402
+from tickstream.kafka.local import LocalKafka, free_port  # noqa: E402
+from tickstream.kafka.producer import TickProducer  # noqa: E402
 from tickstream.reconcile import committed_offsets, topic_offsets  # noqa: E402
 from tickstream.sources.simulate import SimulateSource  # noqa: E402
-from tickstream.spark import build_spark  # noqa: E402
 from tickstream.ticks.codec import encode_heartbeat  # noqa: E402
 from tickstream.ticks.schema import Heartbeat  # noqa: E402
 

@@ -49,17 +49,17 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from tickstream.bars.job import BarsJob
-from tickstream.bars.lake import LakeWriter
 from tickstream.bars.parse import Rules, parse_events
+from tickstream.bars.writer import LakeWriter
 from tickstream.config import Settings, load_settings
-from tickstream.kafka_admin import TopicSpec, ensure_topics
-from tickstream.kafka_local import LocalKafka, free_port
-from tickstream.lake.layout import Lake
-from tickstream.producer import TickProducer
+from tickstream.jvm.spark import build_spark
+from tickstream.kafka.admin import TopicSpec, ensure_topics
+from tickstream.kafka.local import LocalKafka, free_port
+from tickstream.kafka.producer import TickProducer
+from tickstream.lake.layout import Lake, batch_file
 from tickstream.sources.base import TickSource
 from tickstream.sources.replay import ReplaySource
 from tickstream.sources.simulate import SimulateSource
-from tickstream.spark import build_spark
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "es_futures_ticks_2013-09.csv.gz"
@@ -124,7 +124,7 @@ class ParquetLakeWriter(LakeWriter):
         df.coalesce(1).write.mode("overwrite").partitionBy("date").parquet(stage.as_posix())
         for part_dir in sorted(stage.glob("date=*")):
             for staged in sorted(part_dir.glob("part-*.parquet")):
-                target = Path(self.lake.key(table, part_dir.name, f"part-{batch_id:012d}.parquet"))
+                target = Path(self.lake.key(table, part_dir.name, batch_file(batch_id, "parquet")))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 staged.replace(target)
         shutil.rmtree(stage, ignore_errors=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tickstream.config import Settings, env_name
-from tickstream.versions import Versions
+from tickstream.jvm.versions import Versions
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL_SRC = REPO / "tools" / "composecheck"

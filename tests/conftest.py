@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tickstream.config import Settings, load_settings
-from tickstream.kafka_admin import TopicSpec, ensure_topics, pipeline_topics
-from tickstream.kafka_local import LocalKafka, free_port
+from tickstream.kafka.admin import TopicSpec, ensure_topics, pipeline_topics
+from tickstream.kafka.local import LocalKafka, free_port
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -93,7 +93,7 @@ def make_topic(kafka_broker: str, request: pytest.FixtureRequest) -> Callable[..
 @pytest.fixture(scope="session")
 def spark(base_settings: Settings) -> Iterator[SparkSession]:
     """A real local SparkSession with the Kafka connector attached from the jar cache."""
-    from tickstream.spark import build_spark
+    from tickstream.jvm.spark import build_spark
 
     # With Hadoop's S3A filesystem: test_object_store writes to a local S3 server.
     session = build_spark(base_settings, app_name="tickstream-tests", object_store=True)

@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
+
+ES_DATA = Path(__file__).resolve().parent / "data" / "es_ticks_2013-09_120k.csv.gz"
+# The real ES ticks, replayed: add --speed, --count ... as a test needs.
+REPLAY_ES = (
+    "--source",
+    "replay",
+    "--file",
+    str(ES_DATA),
+    "--symbol",
+    "ES",
+    "--tz",
+    "America/Chicago",
+)
+
+
+def produce_env(bootstrap: str, topic: str, **more: str) -> dict[str, str]:
+    """This process's environment, pointed at a broker and a topic."""
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic, **more}
+
+
+def spawn_produce(
+    env: Mapping[str, str],
+    *args: str,
+    stdout: int | IO[Any] | None = subprocess.PIPE,
+    stderr: int | IO[Any] | None = subprocess.PIPE,
+) -> subprocess.Popen[str]:
+    """`tickstream produce ARGS` in a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tickstream", "produce", *args],
+        env=dict(env),
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+    )
 
 
 def wait_until(

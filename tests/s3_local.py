@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tickstream.jvm import find_java, jar_cache
-from tickstream.kafka_local import free_port
+from tickstream.jvm.jars import jar_cache
+from tickstream.jvm.java import find_java
+from tickstream.kafka.local import free_port
 
 ACCESS_KEY = "tickstream-test"
 SECRET_KEY = "tickstream-test-secret"  # a local test server's credential

@@ -1,3 +1,3 @@
-from tickstream.cli import main
+from tickstream.cli.app import main
 
 main()

@@ -600,6 +600,25 @@ class Settings(BaseSettings):
         return self.tickstream_jars_dir or self.tickstream_home / "jars"
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as environment variables, for a child process."""
+    env = {}
+    for field in Settings.model_fields:
+        value = getattr(settings, field)
+        if value is None:
+            if Settings.model_fields[field].default is not None:
+                env[env_name(field)] = "off"  # a topic turned off stays off in the child
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, SecretStr):  # str() would give the mask
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        env[env_name(field)] = str(value)
+    return env
+
+
 def env_name(field: str) -> str:
     return field.upper()
 

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from tickstream.bars.state import Snapshot, StateStore, Totals
 from tickstream.config import Settings
-from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security
+from tickstream.kafka.clients import librdkafka_config
 from tickstream.lake.layout import Lake
 from tickstream.lake.read import connect, tables_in
 
@@ -84,12 +84,10 @@ def topic_offsets(settings: Settings) -> dict[int, tuple[int, int]]:
     """(low, high) offsets of each partition of the topic."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            **client_security(settings),
+            **librdkafka_config(settings),
             "group.id": "tickstream-reconcile",
             "enable.auto.commit": False,
-        },
-        logger=LIBRDKAFKA_LOG,
+        }
     )
     try:
         topic = consumer.list_topics(settings.kafka_topic, timeout=15).topics[settings.kafka_topic]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,29 @@ def settings_for(base: Settings, bootstrap: str, topic: str, out: Path, **more: 
         **more,
     }
     return load_settings(values)
+
+
+@dataclass
+class BarsCase:
+    """A bars-job test's setting: a fresh topic on the session's broker, a lake of its own."""
+
+    bootstrap: str
+    topic: str
+    out: Path
+    base: Settings
+
+    def settings(self, **more: Any) -> Settings:
+        return settings_for(self.base, self.bootstrap, self.topic, self.out, **more)
+
+
+@pytest.fixture
+def case(
+    kafka_broker: str,
+    make_topic: Callable[..., str],
+    base_settings: Settings,
+    tmp_path: Path,
+) -> BarsCase:
+    return BarsCase(kafka_broker, make_topic(partitions=3), tmp_path / "lake", base_settings)
 
 
 def as_dicts(ticks: list[Tick]) -> list[dict[str, Any]]:
@@ -86,23 +110,20 @@ def assert_tables_whole(out: Path) -> None:
 
 
 def test_bars_equal_the_independent_computation(
-    kafka_broker: str,
-    make_topic: Callable[..., str],
+    case: BarsCase,
     spark: SparkSession,
-    base_settings: Settings,
-    tmp_path: Path,
 ) -> None:
-    topic = make_topic(partitions=3)
+    topic = case.topic
     ticks = es_ticks()
     assert len(ticks) == 120_000
-    sent = send_hostile(kafka_broker, topic, ticks)
+    sent = send_hostile(case.bootstrap, topic, ticks)
     assert sent.duplicates > 1000
     assert len(sent.rejects) > 250
     # The producer's clock moves past the end of the data: every window closes.
-    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    send_heartbeat(case.bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
 
-    out = tmp_path / "lake"
-    settings = settings_for(base_settings, kafka_broker, topic, out, max_offsets_per_trigger=60_000)
+    out = case.out
+    settings = case.settings(max_offsets_per_trigger=60_000)
     job = BarsJob(settings, spark)
     job.start(once=True).awaitTermination(600)
     assert job.query is not None
@@ -135,19 +156,16 @@ def test_bars_equal_the_independent_computation(
 
 
 def test_late_ticks_are_recorded_not_lost(
-    kafka_broker: str,
-    make_topic: Callable[..., str],
+    case: BarsCase,
     spark: SparkSession,
-    base_settings: Settings,
-    tmp_path: Path,
 ) -> None:
-    topic = make_topic(partitions=3)
+    topic = case.topic
     ticks = es_ticks(3000)
     early, straggler = ticks[:-1], ticks[0]
-    send_hostile(kafka_broker, topic, early, duplicate_share=0, garbage_every=10**9)
-    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
-    out = tmp_path / "lake"
-    settings = settings_for(base_settings, kafka_broker, topic, out)
+    send_hostile(case.bootstrap, topic, early, duplicate_share=0, garbage_every=10**9)
+    send_heartbeat(case.bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    out = case.out
+    settings = case.settings()
     job = BarsJob(settings, spark)
     job.start(once=True).awaitTermination(300)
 
@@ -155,7 +173,7 @@ def test_late_ticks_are_recorded_not_lost(
     late_tick = Tick(
         straggler.symbol, straggler.ts_epoch_ms + 1, 1700.0, 5.0, 10**6, "late-one", "replay"
     )
-    send_hostile(kafka_broker, topic, [late_tick], duplicate_share=0, garbage_every=10**9)
+    send_hostile(case.bootstrap, topic, [late_tick], duplicate_share=0, garbage_every=10**9)
     job = BarsJob(settings, spark)
     job.start(once=True).awaitTermination(300)
 
@@ -227,11 +245,8 @@ def test_killed_at_random_points_the_output_is_still_exact(
 
 
 def test_a_quiet_market_closes_its_last_bar(
-    kafka_broker: str,
-    make_topic: Callable[..., str],
+    case: BarsCase,
     spark: SparkSession,
-    base_settings: Settings,
-    tmp_path: Path,
 ) -> None:
     """Ticks stop, heartbeats go on: the last bar lands within WATERMARK plus a few seconds."""
     import threading
@@ -241,19 +256,17 @@ def test_a_quiet_market_closes_its_last_bar(
 
     from tickstream.ticks.codec import encode_tick
 
-    topic = make_topic(partitions=3)
-    out = tmp_path / "lake"
-    settings = settings_for(
-        base_settings, kafka_broker, topic, out, window_duration="5 seconds", watermark="5 seconds"
-    )
+    topic = case.topic
+    out = case.out
+    settings = case.settings(window_duration="5 seconds", watermark="5 seconds")
     job = BarsJob(settings, spark)
     job.start()
-    producer = Producer({"bootstrap.servers": kafka_broker, "acks": "all", "linger.ms": 5})
+    producer = Producer({"bootstrap.servers": case.bootstrap, "acks": "all", "linger.ms": 5})
     stop_beats = threading.Event()
 
     def heartbeats() -> None:
         while not stop_beats.wait(0.5):
-            send_heartbeat(kafka_broker, topic, int(time.time() * 1000))
+            send_heartbeat(case.bootstrap, topic, int(time.time() * 1000))
 
     beating = threading.Thread(target=heartbeats, daemon=True)
     try:
@@ -286,28 +299,25 @@ def test_a_quiet_market_closes_its_last_bar(
 
 
 def test_a_batch_that_arrives_while_stopping_is_refused_and_runs_on_restart(
-    kafka_broker: str,
-    make_topic: Callable[..., str],
+    case: BarsCase,
     spark: SparkSession,
-    base_settings: Settings,
-    tmp_path: Path,
 ) -> None:
     """The stop race, made deterministic: a stop is requested, then a batch with data arrives.
 
     The batch is refused (Spark records the refusal and does not commit it), the job reports a
     clean stop, and a restart processes exactly those ticks: nothing lost, nothing twice.
     """
-    topic = make_topic(partitions=3)
+    topic = case.topic
     ticks = es_ticks(2000)
-    out = tmp_path / "lake"
-    settings = settings_for(base_settings, kafka_broker, topic, out)
-    send_hostile(kafka_broker, topic, ticks[:1000], duplicate_share=0, garbage_every=10**9)
+    out = case.out
+    settings = case.settings()
+    send_hostile(case.bootstrap, topic, ticks[:1000], duplicate_share=0, garbage_every=10**9)
     job = BarsJob(settings, spark)
     query = job.start()
     wait_until(lambda: committed_batches(out) >= 1, timeout=120, message="a first batch")
     job.stopping.set()  # as stop() does first; the query is left running so a batch arrives
-    send_hostile(kafka_broker, topic, ticks[1000:], duplicate_share=0, garbage_every=10**9)
-    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    send_hostile(case.bootstrap, topic, ticks[1000:], duplicate_share=0, garbage_every=10**9)
+    send_heartbeat(case.bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
     with pytest.raises(Exception, match="StoppedError"):  # Spark records the refusal
         query.awaitTermination(120)
     assert job.refused_batch is not None

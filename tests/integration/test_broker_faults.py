@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from tests.conftest import repo_jars_dir
-from tests.helpers import wait_until
+from tests.helpers import REPLAY_ES, produce_env, spawn_produce, wait_until
 from tests.integration.test_bars_job import WINDOW_MS, as_dicts, assert_reconciled, settings_for
-from tests.integration.test_producer import DATA, split
+from tests.integration.test_producer import split
 from tests.kafka_helpers import consume_all
 from tests.reference import lake_bars, reference_bars
 from tests.streams import es_ticks, send_heartbeat
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
-from tickstream.kafka_admin import TopicSpec, ensure_topics
-from tickstream.kafka_local import LocalKafka
+from tickstream.kafka.admin import TopicSpec, ensure_topics
+from tickstream.kafka.local import LocalKafka
 
 
 def test_a_broker_restart_during_production_loses_nothing(
@@ -31,30 +29,14 @@ def test_a_broker_restart_during_production_loses_nothing(
     ensure_topics(bootstrap, [TopicSpec(topic, 3)])
     ticks = es_ticks(60_000)
     span_s = (ticks[-1].ts_epoch_ms - ticks[0].ts_epoch_ms) / 1000
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic}
-    producer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tickstream",
-            "produce",
-            "--source",
-            "replay",
-            "--file",
-            str(DATA),
-            "--symbol",
-            "ES",
-            "--tz",
-            "America/Chicago",
-            "--count",
-            "60000",
-            "--speed",
-            str(span_s / 20),  # about 20 s of producing
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    env = produce_env(bootstrap, topic)
+    producer = spawn_produce(
+        env,
+        *REPLAY_ES,
+        "--count",
+        "60000",
+        "--speed",
+        str(span_s / 20),  # about 20 s of producing
     )
     try:
         wait_until(
@@ -95,7 +77,7 @@ def test_three_brokers_one_killed_during_production_and_aggregation(
     """RF 3, min.insync.replicas 2: a broker dies mid-stream; nothing is lost or doubled."""
     import signal
 
-    from tickstream.kafka_local import LocalKafkaCluster
+    from tests.kafka_cluster import LocalKafkaCluster
 
     cluster = LocalKafkaCluster(tmp_path / "cluster", 3, jars_dir=repo_jars_dir())
     cluster.start()
@@ -112,30 +94,14 @@ def test_three_brokers_one_killed_during_production_and_aggregation(
         settings = settings_for(base_settings, bootstrap, topic, out)
         job = BarsJob(settings, spark)
         query = job.start()  # aggregating while the producer writes
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic}
-        producer = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tickstream",
-                "produce",
-                "--source",
-                "replay",
-                "--file",
-                str(DATA),
-                "--symbol",
-                "ES",
-                "--tz",
-                "America/Chicago",
-                "--count",
-                "60000",
-                "--speed",
-                str(span_s / 20),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        env = produce_env(bootstrap, topic)
+        producer = spawn_produce(
+            env,
+            *REPLAY_ES,
+            "--count",
+            "60000",
+            "--speed",
+            str(span_s / 20),
         )
         try:
             wait_until(

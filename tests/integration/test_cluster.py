@@ -26,7 +26,7 @@ from tests.integration.test_bars_job import WINDOW_MS, as_dicts
 from tests.reference import lake_bars, reference_bars
 from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tickstream.config import Settings
-from tickstream.kafka_local import free_port
+from tickstream.kafka.local import free_port
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 

@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from tests.reference import lake_sql
 from tickstream.bars.job import BarsJob
-from tickstream.bars.lake import LakeWriter, convert_to_delta, parquet_tables
+from tickstream.bars.writer import LakeWriter, convert_to_delta, parquet_tables
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
 from tickstream.lake.layout import Lake

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.compose_check import REPO, ComposeInvalid, build_tool, load_project, problems
-from tickstream.versions import pinned
+from tickstream.jvm.versions import pinned
 
 COMPOSE = REPO / "deploy" / "docker-compose.yml"
 ENV_EXAMPLE = REPO / "deploy" / ".env.example"

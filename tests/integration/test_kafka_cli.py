@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import repo_jars_dir
-from tickstream.kafka_admin import admin_client, is_ready
-from tickstream.kafka_local import free_port
+from tickstream.kafka.admin import admin_client, is_ready
+from tickstream.kafka.local import free_port
 
 
 def run(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import urllib.request
 import uuid
@@ -21,16 +20,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql import SparkSession
 
-from tests.helpers import wait_until
+from tests.helpers import spawn_produce, wait_until
 from tests.integration.test_bars_job import settings_for
 from tests.kafka_helpers import consume_all
 from tests.reference import lake_bars
 from tests.streams import send_heartbeat
 from tickstream.bars.job import BarsJob
-from tickstream.cli import settings_env
-from tickstream.config import Settings
-from tickstream.kafka_admin import TopicSpec, ensure_topics, pipeline_topics
-from tickstream.kafka_local import free_port
+from tickstream.config import Settings, settings_env
+from tickstream.kafka.admin import TopicSpec, ensure_topics, pipeline_topics
+from tickstream.kafka.local import free_port
 from tickstream.reconcile import reconcile
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -93,12 +91,11 @@ def live(
     ensure_topics(kafka_broker, pipeline_topics(settings))
     job = BarsJob(settings, spark)
     job.start()
-    producer = subprocess.Popen(
-        [sys.executable, "-m", "tickstream", "produce", "--source", "simulate"],
-        env={**os.environ, **settings_env(settings)},
+    producer = spawn_produce(
+        {**os.environ, **settings_env(settings)},
+        "--source",
+        "simulate",
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,20 +15,19 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.helpers import wait_until
+from tests.helpers import ES_DATA, REPLAY_ES, produce_env, spawn_produce, wait_until
 from tests.kafka_helpers import Record, consume_all
-from tickstream.kafka_local import free_port
+from tickstream.kafka.local import free_port
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "es_ticks_2013-09_120k.csv.gz"
+DATA = ES_DATA
 
 
 def produce(
     bootstrap: str, topic: str, *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC": topic}
     return subprocess.run(
         [sys.executable, "-m", "tickstream", "produce", *args],
-        env=env,
+        env=produce_env(bootstrap, topic),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -70,14 +68,7 @@ def test_replay_of_real_ticks_arrives_exactly_once_in_order(
     done = produce(
         kafka_broker,
         topic,
-        "--source",
-        "replay",
-        "--file",
-        str(DATA),
-        "--symbol",
-        "ES",
-        "--tz",
-        "America/Chicago",
+        *REPLAY_ES,
         "--speed",
         "max",
         "--heartbeat-interval-sec",
@@ -124,14 +115,7 @@ def test_replaying_again_sends_the_same_event_ids(
         done = produce(
             kafka_broker,
             topic,
-            "--source",
-            "replay",
-            "--file",
-            str(DATA),
-            "--symbol",
-            "ES",
-            "--tz",
-            "America/Chicago",
+            *REPLAY_ES,
             "--speed",
             "max",
             "--count",
@@ -183,14 +167,7 @@ def test_ctrl_c_flushes_reports_and_exits_0(
     kafka_broker: str, make_topic: Callable[..., str]
 ) -> None:
     topic = make_topic(partitions=3)
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_broker, "KAFKA_TOPIC": topic}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tickstream", "produce", "--msgs-per-sec", "2000"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn_produce(produce_env(kafka_broker, topic), "--msgs-per-sec", "2000")
     try:
         wait_until(
             lambda: len(split(consume_all(kafka_broker, topic, timeout=10))[0]) > 500,

@@ -21,7 +21,7 @@ from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tests.unit.test_resample import assert_same_bars
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
-from tickstream.kafka_admin import TopicSpec, ensure_topics
+from tickstream.kafka.admin import TopicSpec, ensure_topics
 from tickstream.lake import read_bars
 
 HOUR_MS = 3_600_000

@@ -17,8 +17,8 @@ from tests.conftest import repo_jars_dir
 from tests.kafka_helpers import consume_all
 from tests.reference import lake_sql
 from tickstream.config import load_settings
-from tickstream.kafka_admin import TopicSpec, ensure_topics
-from tickstream.kafka_local import LocalKafka, free_port
+from tickstream.kafka.admin import TopicSpec, ensure_topics
+from tickstream.kafka.local import LocalKafka, free_port
 
 SECRET = "s3cr3t-Pa55-do-not-print"
 WRONG = "wr0ng-Pa55-do-not-print"

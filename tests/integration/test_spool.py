@@ -10,7 +10,6 @@ compares, by event_id, with what Kafka and the lake hold.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import signal
@@ -27,7 +26,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from tests.conftest import repo_jars_dir
-from tests.helpers import wait_until
+from tests.helpers import produce_env, spawn_produce, wait_until
 from tests.integration.test_bars_job import WINDOW_MS, as_dicts, assert_reconciled, settings_for
 from tests.integration.test_producer import split
 from tests.kafka_helpers import consume_all
@@ -35,8 +34,8 @@ from tests.reference import assert_same_bars, lake_bars, lake_sql, reference_bar
 from tests.streams import iso, send_heartbeat
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
-from tickstream.kafka_admin import TopicSpec, ensure_topics
-from tickstream.kafka_local import LocalKafka, free_port
+from tickstream.kafka.admin import TopicSpec, ensure_topics
+from tickstream.kafka.local import LocalKafka, free_port
 from tickstream.sources.base import now_ms
 from tickstream.sources.simulate import SimulateSource
 
@@ -44,12 +43,8 @@ RATE = 500
 TICKERS = ("AAPL", "MSFT", "GOOG")
 
 
-def produce_cmd(seed: int, start_ms: int, *more: str) -> list[str]:
+def produce_args(seed: int, start_ms: int, *more: str) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "tickstream",
-        "produce",
         "--tickers",
         ",".join(TICKERS),
         "--msgs-per-sec",
@@ -66,9 +61,9 @@ def produce_cmd(seed: int, start_ms: int, *more: str) -> list[str]:
     ]
 
 
-def spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[str]:
     with log.open("w") as err:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        return spawn_produce(env, *args, stdout=subprocess.DEVNULL, stderr=err)
 
 
 def run_ticks(seed: int, start_ms: int, count: int) -> list[dict[str, Any]]:
@@ -87,13 +82,7 @@ def last_spooled(log: Path) -> int:
 
 
 def producer_env(bootstrap: str, topic: str, home: Path, **more: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_TOPIC": topic,
-        "TICKSTREAM_HOME": str(home),
-        **more,
-    }
+    return produce_env(bootstrap, topic, TICKSTREAM_HOME=str(home), **more)
 
 
 def spool_status(env: dict[str, str]) -> str:
@@ -175,7 +164,7 @@ class Outage:
     def _run(self) -> None:
         ensure_topics(self.bootstrap, [TopicSpec(self.topic, 3)])
         self.start_ms = now_ms() // 1000 * 1000
-        cmd = produce_cmd(self.seed, self.start_ms, "--count", str(self.count))
+        cmd = produce_args(self.seed, self.start_ms, "--count", str(self.count))
         producer = spawn(cmd, self.env(), self.log)
         try:
             wait_until(lambda: last_spooled(self.log) >= 5 * RATE, timeout=90, message="flow")
@@ -245,7 +234,7 @@ def test_a_producer_killed_three_times_loses_nothing_and_counts_nothing_twice(
         log = tmp_path / f"produce-{k}.log"
         last = k == 3
         producer = spawn(
-            produce_cmd(seed, start_ms, *(["--count", "1500"] if last else [])), env, log
+            produce_args(seed, start_ms, *(["--count", "1500"] if last else [])), env, log
         )
         try:
             if last:
@@ -287,7 +276,7 @@ def test_a_full_spool_stops_with_one_line_and_is_sent_at_the_next_start(
     env = producer_env(bootstrap, topic, tmp_path / "home", SPOOL_MAX_BYTES="1MiB")
     start_ms = now_ms() // 1000 * 1000
     log = tmp_path / "produce.log"
-    producer = spawn(produce_cmd(21, start_ms), env, log)
+    producer = spawn(produce_args(21, start_ms), env, log)
     try:
         wait_until(lambda: last_spooled(log) >= 2 * RATE, timeout=90, message="ticks flowing")
         own_broker.stop(timeout=30)
@@ -308,7 +297,7 @@ def test_a_full_spool_stops_with_one_line_and_is_sent_at_the_next_start(
 
     own_broker.start(timeout=120)
     log2 = tmp_path / "produce-2.log"
-    again = spawn(produce_cmd(22, now_ms(), "--count", "100"), env, log2)
+    again = spawn(produce_args(22, now_ms(), "--count", "100"), env, log2)
     assert again.wait(timeout=120) == 0, log2.read_text()
     assert "go to Kafka first" in log2.read_text()
     ids = set(topic_ids(bootstrap, topic))

@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.conftest import repo_jars_dir
 from tests.helpers import wait_until
 from tests.reference import lake_sql
-from tickstream.kafka_local import LocalKafka, free_port
+from tickstream.kafka.local import LocalKafka, free_port
 
 
 def start_up(

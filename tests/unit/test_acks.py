@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickstream.acks import AckTracker, Partitioner, murmur2, partition_for
+from tickstream.kafka.acks import AckTracker, Partitioner, murmur2, partition_for
 
 
 def test_murmur2_matches_the_java_clients_test_vectors() -> None:

@@ -7,7 +7,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from tickstream.cli import cli
+from tickstream.cli.app import cli
 from tickstream.config import load_settings
 
 
@@ -61,7 +61,7 @@ def test_config_prints_effective_settings(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_a_child_process_gets_the_secrets_themselves_not_their_mask() -> None:
-    from tickstream.cli import settings_env
+    from tickstream.config import settings_env
 
     settings = load_settings(
         {

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tickstream import jvm
 from tickstream.errors import EnvironmentProblem
-from tickstream.versions import Versions, build_dir, parse_versions_env, pinned
+from tickstream.jvm import jars as jvm
+from tickstream.jvm import java
+from tickstream.jvm.versions import Versions, build_dir, parse_versions_env, pinned
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,14 +59,14 @@ def test_parse_versions_env() -> None:
     ],
 )
 def test_java_major_version(output: str, major: int) -> None:
-    assert jvm.parse_java_major(output) == major
+    assert java.parse_java_major(output) == major
 
 
 def test_missing_java_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(EnvironmentProblem) as info:
-        jvm.find_java()
+        java.find_java()
     assert "Java was not found" in str(info.value)
     assert "JDK 17" in str(info.value)
 
@@ -77,7 +78,7 @@ def test_old_java_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     fake.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     with pytest.raises(EnvironmentProblem, match=r"Java 8 .* too old"):
-        jvm.find_java()
+        java.find_java()
 
 
 @pytest.mark.parametrize(

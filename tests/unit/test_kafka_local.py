@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tickstream.errors import EnvironmentProblem
-from tickstream.kafka_local import LocalKafka, new_cluster_id, port_in_use, server_properties
+from tickstream.kafka.local import LocalKafka, new_cluster_id, port_in_use, server_properties
 
 
 def test_server_properties_is_a_single_kraft_node_on_loopback(tmp_path: Path) -> None:

@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tickstream.bars.console import first_bar_note
-from tickstream.bars.job import BatchReport
 from tickstream.bars.metrics import TickRate, offsets_lag
 from tickstream.bars.publish import SCHEMA_VERSION, bar_message, encode
+from tickstream.bars.report import BatchReport
 from tickstream.bars.state import Totals
-from tickstream.cli import settings_env
-from tickstream.config import load_settings
+from tickstream.cli.console import first_bar_note
+from tickstream.config import load_settings, settings_env
 from tickstream.dashboard.app import (
     BadRequestError,
     health_from,

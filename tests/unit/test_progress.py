@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import io
 
-from tickstream.progress import ProgressLine, format_eta
+from tickstream.cli.progress import ProgressLine, format_eta
 
 
 def test_format_eta() -> None:

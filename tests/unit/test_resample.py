@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from tests.reference import reference_bars, reference_session_bars
-from tickstream.bars_columns import BAR_COLUMNS
 from tickstream.errors import TickstreamError
+from tickstream.lake.columns import BAR_COLUMNS
 from tickstream.lake.resample import (
     parse_resolution,
     resample,
@@ -172,7 +172,7 @@ def test_fill_carries_the_close_through_empty_intervals() -> None:
 
 def test_the_cli_offers_exactly_the_sessions_resample_knows() -> None:
     """`tickstream bars --session` lists the names without importing pandas at start-up."""
-    from tickstream.cli import SESSION_NAMES
+    from tickstream.cli.lake import SESSION_NAMES
     from tickstream.lake.resample import SESSIONS
 
     assert tuple(SESSIONS) == SESSION_NAMES

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tickstream.spool import (
+from tickstream.kafka.spool import (
     HEADER,
     Spool,
     SpoolError,
@@ -58,7 +58,8 @@ def crash(spool: Spool) -> None:
 
 def test_a_killed_process_leaves_every_written_block_and_its_lock_goes(tmp_path: Path) -> None:
     script = (
-        "import os, signal, sys; from pathlib import Path; from tickstream.spool import Spool\n"
+        "import os, signal, sys; from pathlib import Path\n"
+        "from tickstream.kafka.spool import Spool\n"
         "s = Spool(Path(sys.argv[1]), max_bytes=1 << 30, fsync_interval_s=60).open()\n"
         "for i in range(50): s.append(['ES'], [b'tick-%d' % i])\n"
         "s.ack(20); s.sync(); s.append(['ES'], [b'tick-50'])\n"

@@ -10,7 +10,7 @@ lake's files. This module only orchestrates.
 Everything depends only on the batch's Kafka offsets (fixed by Spark's offset log), the state
 store's version of the batch before, and the driver's record of the batch before
 (:mod:`tickstream.bars.state`), so a batch that runs again after a crash computes the same rows;
-the lake's Delta tables skip a batch already committed (:mod:`tickstream.bars.lake`).
+the lake's Delta tables skip a batch already committed (:mod:`tickstream.bars.writer`).
 """
 
 from __future__ import annotations
@@ -21,18 +21,17 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tickstream.bars import partials as P
-from tickstream.bars.lake import LakeWriter, parquet_tables
 from tickstream.bars.maintenance import Compactor
 from tickstream.bars.metrics import JobMetrics
 from tickstream.bars.parse import Rules
 from tickstream.bars.publish import BarPublisher, BarsNotPublishedError
+from tickstream.bars.report import BatchReport
 from tickstream.bars.schema import BAR, BAR_COLUMNS
 from tickstream.bars.source import Index, classify, read_events
 from tickstream.bars.state import NO_TIME, Snapshot, StateStore, Totals
@@ -44,9 +43,10 @@ from tickstream.bars.steps import (
     summarize,
     with_outcome,
 )
+from tickstream.bars.writer import LakeWriter, parquet_tables
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
-from tickstream.kafka_admin import spark_kafka_security
+from tickstream.kafka.clients import spark_kafka_options
 from tickstream.lake.layout import CSV_TABLE, Lake
 
 if TYPE_CHECKING:
@@ -55,25 +55,6 @@ if TYPE_CHECKING:
 
 # A batch's tick archive is written by one task per this many rows (up to one per core).
 ARCHIVE_ROWS_PER_FILE = 100_000
-
-
-@dataclass
-class BatchReport:
-    batch_id: int
-    messages: int
-    accepted: int
-    duplicates: int
-    late: int
-    rejected: int
-    heartbeats: int
-    bars: list[dict[str, Any]] = field(default_factory=list)
-    watermark_ms: int = NO_TIME
-    max_event_ms: int = NO_TIME
-    open_rows: int = 0
-    open_windows: int = 0
-    first_open_end_ms: int | None = None  # the end of the earliest open window
-    seconds: float = 0.0
-    totals: Totals = field(default_factory=Totals)
 
 
 class StoppedError(RuntimeError):
@@ -369,8 +350,7 @@ class BarsJob:
                     ).alias("headers"),
                 )
                 .write.format("kafka")
-                .options(**spark_kafka_security(self.settings))
-                .option("kafka.bootstrap.servers", self.settings.kafka_bootstrap_servers)
+                .options(**spark_kafka_options(self.settings))
                 .option("topic", self.settings.dlq_topic)
                 .option("includeHeaders", "true")
                 .save()

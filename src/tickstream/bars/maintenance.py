@@ -27,10 +27,10 @@ from datetime import UTC, date, datetime
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
-from tickstream.bars.lake import DRIVER_COMMITS, DRIVER_TABLES, delta_sql_path
+from tickstream.bars.writer import DRIVER_COMMITS, DRIVER_TABLES, delta_sql_path
+from tickstream.jvm.spark import MAINTENANCE_POOL
 from tickstream.lake.layout import DELTA_TABLES, Lake
 from tickstream.lake.read import is_delta_table
-from tickstream.spark import MAINTENANCE_POOL
 
 # Z-ordering clusters rows with nearby values of these columns into the same files, so a read
 # for one symbol and a time range skips the others (it needs several files per partition).

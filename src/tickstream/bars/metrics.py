@@ -22,7 +22,8 @@ from prometheus_client.registry import Collector
 from tickstream.bars.state import NO_TIME, Snapshot
 
 if TYPE_CHECKING:
-    from tickstream.bars.job import BarsJob, BatchReport
+    from tickstream.bars.job import BarsJob
+    from tickstream.bars.report import BatchReport
 
 RATE_WINDOW_S = 10.0
 BATCH_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)

@@ -25,12 +25,9 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
-from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security
+from tickstream.kafka.clients import FOREVER_MS, librdkafka_config
 
 SCHEMA_VERSION = 1
-# librdkafka's largest delivery timeout: a closed bar is retried until the broker takes it (or
-# the job stops, and the batch runs again on restart), never dropped after a timeout.
-FOREVER_MS = 2_147_483_647
 OUTAGE_NOTICE_S = 10.0
 
 
@@ -93,14 +90,14 @@ class BarPublisher:
         self._failed: list[Message] = []
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
-                **client_security(settings),
+                **librdkafka_config(settings),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
+                # A closed bar is retried until the broker takes it (or the job stops, and the
+                # batch runs again on restart), never dropped after a timeout.
                 "delivery.timeout.ms": FOREVER_MS,
                 "partitioner": "murmur2_random",  # as the tick producer and Java clients
-                "logger": LIBRDKAFKA_LOG,
             }
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from tickstream.bars_columns import BAR_COLUMNS
+from tickstream.lake.columns import BAR_COLUMNS
 
 __all__ = ["BAR", "BAR_COLUMNS", "EVENT_JSON", "FAST_FIELDS", "LATE", "REJECT", "TICK"]
 

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from tickstream.bars.parse import Rules, parse_events
 from tickstream.config import Settings
-from tickstream.kafka_admin import spark_kafka_security
+from tickstream.kafka.clients import spark_kafka_options
 
 # The columns that go through the dedup index (the raw text of a reject is derived later).
 CARRIED = (
@@ -54,8 +54,8 @@ def is_late(watermark_ms: int) -> Column:
 
 def kafka_options(settings: Settings, min_partitions: int = 1) -> dict[str, str]:
     """Options of the Kafka source that reads the topic, in at least ``min_partitions`` tasks."""
-    options = {
-        "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
+    return {
+        **spark_kafka_options(settings),
         "subscribe": settings.kafka_topic,
         "startingOffsets": settings.starting_offsets,
         "failOnDataLoss": str(settings.fail_on_data_loss).lower(),
@@ -69,8 +69,6 @@ def kafka_options(settings: Settings, min_partitions: int = 1) -> dict[str, str]
         "minPartitions": str(min_partitions),
         "maxOffsetsPerTrigger": str(settings.max_offsets_per_trigger),
     }
-    options.update(spark_kafka_security(settings))
-    return options
 
 
 def keyed(events: DataFrame, window_ms: int) -> DataFrame:

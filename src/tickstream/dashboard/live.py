@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from tickstream.config import Settings
-from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security
+from tickstream.kafka.clients import librdkafka_config
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +117,11 @@ class LiveFeed:
     def _consumer(self) -> Consumer:
         return Consumer(
             {
-                "bootstrap.servers": self.settings.kafka_bootstrap_servers,
-                **client_security(self.settings),
+                **librdkafka_config(self.settings),
                 "group.id": "tickstream-dashboard",  # required by the client; never committed
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
                 "error_cb": self._on_error,
-                "logger": LIBRDKAFKA_LOG,
             }
         )
 

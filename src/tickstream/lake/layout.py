@@ -34,6 +34,19 @@ DELTA_TABLES = ("bars", "ticks", "rejects", "late")
 CSV_TABLE = "bars_csv"  # plain CSV files, one per date and batch
 CHECKPOINTS = "_checkpoints"
 DELTA_LOG = "_delta_log"
+PARTITION_PREFIX = "date="  # a table's folders by date: <table>/date=YYYY-MM-DD/
+
+
+def partition_dir(date: str) -> str:
+    """The folder of one date in a table (``date=2013-09-03``)."""
+    return f"{PARTITION_PREFIX}{date}"
+
+
+def batch_file(batch_id: int, ext: str) -> str:
+    """The name of the file a micro-batch writes into a date's folder (``part-<batch id>.<ext>``),
+    fixed by the batch, so a batch run again writes the same file."""
+    return f"part-{batch_id:012d}.{ext}"
+
 
 S3_SCHEMES = ("s3a://", "s3://")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -28,8 +28,8 @@ import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from tickstream.bars_columns import BAR_COLUMNS
 from tickstream.errors import BadQueryError, TickstreamError
+from tickstream.lake.columns import BAR_COLUMNS
 from tickstream.lake.layout import DELTA_TABLES, Lake
 from tickstream.lake.resample import check_session, parse_resolution, resample, stored_resolution
 

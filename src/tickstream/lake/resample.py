@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tickstream.bars_columns import BAR_COLUMNS
 from tickstream.errors import BadQueryError
+from tickstream.lake.columns import BAR_COLUMNS
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000

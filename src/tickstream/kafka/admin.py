@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -15,14 +14,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from tickstream.config import Settings
+from tickstream.kafka.clients import LIBRDKAFKA_LOG, librdkafka_config
 
 log = logging.getLogger(__name__)
-
-# librdkafka logs every refused connection and retry; what matters reaches us through
-# error callbacks and delivery reports, so its own log lines stay out of the terminal.
-LIBRDKAFKA_LOG = logging.getLogger("tickstream.kafka.librdkafka")
-LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
-LIBRDKAFKA_LOG.propagate = False
 
 
 @dataclass(frozen=True)
@@ -68,41 +62,6 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     return specs
 
 
-def client_security(settings: Settings) -> dict[str, str]:
-    """Security settings for confluent-kafka (librdkafka) clients."""
-    conf: dict[str, str] = {"security.protocol": settings.kafka_security_protocol}
-    if settings.kafka_security_protocol.startswith("SASL"):
-        assert settings.kafka_sasl_password is not None
-        conf["sasl.mechanisms"] = settings.kafka_sasl_mechanism
-        conf["sasl.username"] = settings.kafka_sasl_username or ""
-        conf["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_ca_location is not None:
-        conf["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
-    return conf
-
-
-def spark_kafka_security(settings: Settings) -> dict[str, str]:
-    """The same settings for Spark's Kafka source and sink (Java client names, `kafka.` prefix)."""
-    options: dict[str, str] = {"kafka.security.protocol": settings.kafka_security_protocol}
-    if settings.kafka_security_protocol.startswith("SASL"):
-        assert settings.kafka_sasl_password is not None
-        module = (
-            "org.apache.kafka.common.security.plain.PlainLoginModule"
-            if settings.kafka_sasl_mechanism == "PLAIN"
-            else "org.apache.kafka.common.security.scram.ScramLoginModule"
-        )
-        user = json.dumps(settings.kafka_sasl_username or "")
-        password = json.dumps(settings.kafka_sasl_password.get_secret_value())
-        options["kafka.sasl.mechanism"] = settings.kafka_sasl_mechanism
-        options["kafka.sasl.jaas.config"] = (
-            f"{module} required username={user} password={password};"
-        )
-    if settings.kafka_ssl_ca_location is not None:
-        options["kafka.ssl.truststore.type"] = "PEM"
-        options["kafka.ssl.truststore.location"] = str(settings.kafka_ssl_ca_location)
-    return options
-
-
 def check_access(settings: Settings, timeout: float = 15.0) -> None:
     """Fail fast, with one clear line, if Kafka refuses the credentials or lacks the topic."""
     from tickstream.errors import EnvironmentProblem, TickstreamError
@@ -113,12 +72,8 @@ def check_access(settings: Settings, timeout: float = 15.0) -> None:
         if err.code() == KafkaError._AUTHENTICATION:
             auth_errors.append(err.str())
 
-    conf: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        **client_security(settings),
-        "error_cb": on_error,
-    }
-    admin = AdminClient(conf, logger=LIBRDKAFKA_LOG)
+    conf: dict[str, Any] = {**librdkafka_config(settings), "error_cb": on_error}
+    admin = AdminClient(conf)
     end = time.monotonic() + timeout
     while True:
         try:
@@ -241,10 +196,7 @@ class KafkaWatch:
         self.every_s = every_s
         self.down_since: float | None = None
         self._stop = threading.Event()
-        self._admin = AdminClient(
-            {"bootstrap.servers": settings.kafka_bootstrap_servers, **client_security(settings)},
-            logger=LIBRDKAFKA_LOG,
-        )
+        self._admin = AdminClient(librdkafka_config(settings))
         self._thread = threading.Thread(target=self._run, name="kafka-watch", daemon=True)
 
     def __enter__(self) -> KafkaWatch:

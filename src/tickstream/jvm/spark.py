@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from tickstream.config import Settings
 from tickstream.errors import EnvironmentProblem
-from tickstream.jvm import ensure_jars, find_java
+from tickstream.jvm.jars import ensure_jars
+from tickstream.jvm.java import find_java
+from tickstream.jvm.versions import pinned
 from tickstream.lake.layout import ObjectStore, is_object_store
-from tickstream.versions import pinned
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from tickstream.kafka.spool import format_size
+
 
 class ProgressLine:
     """Rewrites one terminal line at most every ``interval`` seconds: count, rate, ETA."""
@@ -111,10 +113,3 @@ def spool_text(stats: Any) -> str:
     if stats.down_s:
         text += f" | kafka down {format_eta(stats.down_s)}"
     return text
-
-
-def format_size(n: int) -> str:
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"

@@ -32,7 +32,14 @@ from deltalake import CommitProperties, write_deltalake
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from tickstream.lake.layout import DELTA_LOG, DELTA_TABLES, Lake
+from tickstream.lake.layout import (
+    DELTA_LOG,
+    DELTA_TABLES,
+    PARTITION_PREFIX,
+    Lake,
+    batch_file,
+    partition_dir,
+)
 
 # Marks the job's commits in each table's Delta log: ``<TXN_APP_ID>:<batch id>`` in their
 # ``commitInfo.userMetadata`` (see LakeWriter.append).
@@ -86,7 +93,7 @@ def parquet_tables(lake: Lake) -> list[str]:
     for table in DELTA_TABLES:
         if lake.is_dir(table, DELTA_LOG):
             continue
-        partitions = [n for n in lake.names(table) if n.startswith("date=")]
+        partitions = [n for n in lake.names(table) if n.startswith(PARTITION_PREFIX)]
         if any(n.endswith(".parquet") for p in partitions[:3] for n in lake.names(table, p)):
             found.append(table)
     return found
@@ -194,7 +201,7 @@ class LakeWriter:
             by_date.setdefault(row["date"], []).append(row)
         published = []
         for date, group in sorted(by_date.items()):
-            parts = (table, f"date={date}", f"part-{batch_id:012d}.{ext}")
+            parts = (table, partition_dir(date), batch_file(batch_id, ext))
             self.lake.write(parts, encode(group))
             published.append(self.lake.key(*parts))
         return published

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tickstream.bars.job import BatchReport
+from tickstream.bars.report import BatchReport
 from tickstream.bars.state import NO_TIME
 
 

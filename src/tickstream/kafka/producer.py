@@ -10,10 +10,10 @@ into Python, so after the final flush::
 Heartbeats go to every partition of the topic at a fixed wall-clock interval, and
 once more at the end, carrying the source's event-time clock.
 
-With a spool (:mod:`tickstream.spool`), every chunk is written to the local disk before it
+With a spool (:mod:`tickstream.kafka.spool`), every chunk is written to the local disk before it
 is handed to Kafka, and nothing is ever given up: messages wait in librdkafka as long as
 it takes, the producer picks each tick's partition itself and counts acknowledgements per
-partition (:mod:`tickstream.acks`), and the spool's cursor follows them. While Kafka is
+partition (:mod:`tickstream.kafka.acks`), and the spool's cursor follows them. While Kafka is
 down, new ticks go to the spool only; once it is back, the spool drains in order before
 newer ticks, and a restart resends what Kafka had not acknowledged.
 """
@@ -27,17 +27,16 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from tickstream.acks import AckTracker, Partitioner
 from tickstream.config import Settings
 from tickstream.errors import EnvironmentProblem, TickstreamError
-from tickstream.kafka_admin import LIBRDKAFKA_LOG, client_security, credentials_error
-from tickstream.progress import format_size
+from tickstream.kafka.acks import AckTracker, Partitioner
+from tickstream.kafka.admin import credentials_error
+from tickstream.kafka.clients import producer_config
+from tickstream.kafka.spool import Block, Spool, SpoolFullError, SpoolReader, format_size
 from tickstream.sources.base import TickSource
-from tickstream.spool import Block, Spool, SpoolFullError, SpoolReader
 from tickstream.ticks.codec import encode_heartbeat
 from tickstream.ticks.schema import Heartbeat
 
@@ -45,8 +44,6 @@ log = logging.getLogger(__name__)
 
 # Transport errors worth telling the user about while they last (the producer keeps retrying).
 _OUTAGE_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
-# With a spool a message is never given up: librdkafka's largest delivery timeout (24.8 days).
-FOREVER_MS = 2_147_483_647
 # A spool's backlog is handed to Kafka at most this many ticks per turn of the loop, so the
 # source is read (and spooled) in between.
 DRAIN_STEP = 200_000
@@ -104,34 +101,6 @@ class ProduceStats:
             else:
                 text += "; the spool is empty (Kafka acknowledged every tick)"
         return text
-
-
-def producer_config(
-    settings: Settings, on_error: Callable[[KafkaError], None], *, spooled: bool = False
-) -> dict[str, Any]:
-    delivery_ms = FOREVER_MS if spooled else int(settings.send_timeout_sec * 1000)
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        **client_security(settings),
-        "enable.idempotence": True,
-        "acks": "all",
-        "compression.type": settings.kafka_compression,
-        "linger.ms": 25,
-        "batch.size": 1_000_000,
-        "batch.num.messages": 100_000,
-        "queue.buffering.max.messages": 1_000_000,
-        "queue.buffering.max.kbytes": 1_048_576,
-        "delivery.timeout.ms": delivery_ms,
-        # Java clients' partitioner: the same key lands in the same partition from any client.
-        "partitioner": "murmur2_random",
-        # With a spool, every acknowledgement moves its cursor (see tickstream.acks).
-        "delivery.report.only.error": not spooled,
-        "error_cb": on_error,
-        "logger": LIBRDKAFKA_LOG,
-        # Once a second, the client's view of each broker connection: an outage ends when one
-        # is up again (see TickProducer._on_stats).
-        "statistics.interval.ms": 1000,
-    }
 
 
 class TickProducer:

@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tickstream.errors import EnvironmentProblem
-from tickstream.jvm import ensure_jars, find_java
-from tickstream.kafka_admin import wait_ready
+from tickstream.jvm.jars import ensure_jars
+from tickstream.jvm.java import find_java
+from tickstream.kafka.admin import wait_ready
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
@@ -405,58 +406,3 @@ class LocalKafka:
                 return True
             time.sleep(0.1)
         return False
-
-
-class LocalKafkaCluster:
-    """Several KRaft nodes on 127.0.0.1 (each broker and controller), for fault tests.
-
-    Replication defaults follow the node count: replication factor = size and
-    ``min.insync.replicas`` = size - 1, so one node can fail without losing writes.
-    """
-
-    def __init__(
-        self, home: Path, size: int = 3, *, jars_dir: Path | None = None, heap: str = "512m"
-    ) -> None:
-        ports = [free_port() for _ in range(2 * size)]
-        while len(set(ports)) != len(ports):
-            ports = [free_port() for _ in range(2 * size)]
-        client_ports, controller_ports = ports[:size], ports[size:]
-        voters = ",".join(f"{i + 1}@{HOST}:{p}" for i, p in enumerate(controller_ports))
-        replication = {
-            "default.replication.factor": str(size),
-            "min.insync.replicas": str(max(1, size - 1)),
-            "offsets.topic.replication.factor": str(size),
-            "transaction.state.log.replication.factor": str(size),
-            "transaction.state.log.min.isr": str(max(1, size - 1)),
-            "share.coordinator.state.topic.replication.factor": str(size),
-            "share.coordinator.state.topic.min.isr": str(max(1, size - 1)),
-        }
-        cluster_id = new_cluster_id()
-        self.nodes = [
-            LocalKafka(
-                home / f"node-{i + 1}",
-                port=client_ports[i],
-                jars_dir=jars_dir,
-                heap=heap,
-                node_id=i + 1,
-                controller_port=controller_ports[i],
-                voters=voters,
-                cluster_id=cluster_id,
-                extra_props=replication,
-            )
-            for i in range(size)
-        ]
-
-    @property
-    def bootstrap(self) -> str:
-        return ",".join(f"{HOST}:{node.port}" for node in self.nodes)
-
-    def start(self, timeout: float = 120.0) -> None:
-        """Launch every node first (a quorum needs them all), then wait for each."""
-        launched = [node.launch() for node in self.nodes]
-        for node, result in zip(self.nodes, launched, strict=True):
-            node.await_ready(result.info, timeout)
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.stop(timeout=30)

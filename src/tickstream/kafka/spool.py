@@ -504,3 +504,11 @@ def _holder(folder: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def format_size(n: int) -> str:
+    """Bytes for people: '12.6 MiB'."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"

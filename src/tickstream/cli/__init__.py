@@ -1,0 +1,1 @@
+"""The `tickstream` command: wiring settings to the modules that do the work."""

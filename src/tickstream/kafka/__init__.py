@@ -1,0 +1,1 @@
+"""Kafka: the local broker, topics and readiness, client options, the producer and its spool."""

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from tickstream.kafka.local import LocalKafka, free_port
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from tests.spool_scenarios import Outage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -147,3 +150,27 @@ def stream_proc(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def outage_in_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Outage | None]:
+    """The spool's three-minute broker outage, started with the session when its test is
+    selected (tests/spool_scenarios.py); test_spool.py's outage test waits for its end."""
+    from tests.spool_scenarios import OUTAGE_TEST, Outage
+
+    if not any(item.name == OUTAGE_TEST for item in request.session.items):
+        yield None
+        return
+    home = tmp_path_factory.mktemp("outage")
+    broker = LocalKafka(home / "broker", port=free_port(), jars_dir=repo_jars_dir(), heap="512m")
+    broker.start(timeout=120)
+    scenario = Outage(broker, home)
+    scenario.thread = threading.Thread(target=scenario.run, name="outage", daemon=True)
+    scenario.thread.start()
+    try:
+        yield scenario
+    finally:
+        scenario.thread.join(timeout=600)
+        broker.stop(timeout=30)

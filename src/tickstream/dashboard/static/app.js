@@ -12,6 +12,7 @@ const state = {
 
   candles: new Map(),       // time (s) -> bar message
   lastTime: null,
+  closedUpTo: null,         // the latest closed candle's time: a forming bar at or before it is stale
   events: null,
   updates: 0,               // bars applied since the symbol was picked
   health: {},
@@ -52,6 +53,10 @@ function redraw() {
 
 function apply(bar) {
   const time = t(bar);
+  // A closed bar is final: a forming message for its window (or an earlier one), which the two
+  // topics can deliver after it, must not reopen it.
+  if (bar.provisional && state.closedUpTo !== null && time <= state.closedUpTo) return;
+  if (!bar.provisional) state.closedUpTo = Math.max(state.closedUpTo ?? time, time);
   state.candles.set(time, bar);
   if (state.lastTime === null || time >= state.lastTime) {
     candles.update(candle(bar));   // the forming candle moves, or a new one is appended
@@ -107,6 +112,7 @@ async function pick(symbol) {
   if (state.events) state.events.close();
   state.symbol = symbol;
   state.candles = new Map();
+  state.closedUpTo = null;
   state.updates = 0;
   const url = new URL(window.location);
   url.searchParams.set("symbol", symbol);
@@ -116,7 +122,10 @@ async function pick(symbol) {
   const rolled = state.resolution ? `&resolution=${encodeURIComponent(state.resolution)}` : "";
   try {
     const history = await getJSON(`/api/bars?symbol=${encodeURIComponent(symbol)}&limit=${HISTORY}${rolled}`);
-    for (const bar of history.bars) state.candles.set(t(bar), bar);
+    for (const bar of history.bars) {
+      state.candles.set(t(bar), bar);
+      state.closedUpTo = Math.max(state.closedUpTo ?? t(bar), t(bar));
+    }
     notice(history.bars.length ? "" : "no closed bar in the lake yet: live bars only");
   } catch (err) {
     notice(`history: ${err.message}`);

@@ -32,9 +32,10 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -132,36 +133,39 @@ def _header(raw: bytes) -> tuple[int, int] | None:
     return length, crc
 
 
-def scan_segment(path: Path, *, verify: bool) -> tuple[int, int, int]:
-    """Walk a segment's blocks: (ticks, bytes of whole blocks, first seq or -1).
+def _walk(f: BinaryIO, size: int) -> Iterator[tuple[int, int, int, int, int]]:
+    """The whole blocks of an open segment of ``size`` bytes, in order, from their headers:
+    (offset, body length, crc, first seq, n). Stops at the first that is not a block or runs
+    past the end (a torn tail)."""
+    offset = 0
+    while True:
+        f.seek(offset)
+        head = _header(f.read(HEADER.size))
+        if head is None or offset + HEADER.size + head[0] > size:
+            return
+        length, crc = head
+        first, n = BODY_HEAD.unpack(f.read(BODY_HEAD.size))
+        yield offset, length, crc, first, n
+        offset += HEADER.size + length
+
+
+def scan_segment(path: Path, *, verify: bool) -> tuple[int, int]:
+    """Walk a segment's blocks: (ticks, bytes of whole blocks).
 
     With ``verify`` every body is read and checked; without, only the headers are read.
     A short or damaged block ends the walk: what follows it is not counted.
     """
     ticks = good = 0
-    first = -1
-    size = path.stat().st_size
     with path.open("rb") as f:
-        while True:
-            head = _header(f.read(HEADER.size))
-            if head is None:
-                break
-            length, crc = head
-            if good + HEADER.size + length > size:
-                break
+        for offset, length, crc, _, n in _walk(f, path.stat().st_size):
             if verify:
+                f.seek(offset + HEADER.size)
                 body = f.read(length)
                 if len(body) < length or zlib.crc32(body) != crc:
                     break
-                seq, n = BODY_HEAD.unpack_from(body)
-            else:
-                seq, n = BODY_HEAD.unpack(f.read(BODY_HEAD.size))
-                f.seek(good + HEADER.size + length)
-            if first < 0:
-                first = seq
             ticks += n
-            good += HEADER.size + length
-    return ticks, good, first
+            good = offset + HEADER.size + length
+    return ticks, good
 
 
 def _segments(folder: Path) -> list[Segment]:
@@ -257,7 +261,7 @@ class Spool:
             self.next_seq = self.acked = cursor
         else:
             last = self.segments[-1]
-            ticks, good, _ = scan_segment(last.path, verify=True)
+            ticks, good = scan_segment(last.path, verify=True)
             if good < last.size:
                 # A torn block (a crash inside a write): nothing after it was ever handed on.
                 self.recovered_bytes = last.size - good
@@ -398,18 +402,14 @@ class SpoolReader:
             index, offset = firsts.index(last[1]), last[2]
         else:
             index = max(0, bisect.bisect_right(firsts, seq) - 1)
-            offset = 0
-            path = spool.segments[index].path
-            with path.open("rb") as f:
-                while True:
-                    head = _header(f.read(HEADER.size))
-                    if head is None:
-                        break
-                    first, n = BODY_HEAD.unpack(f.read(BODY_HEAD.size))
+            segment = spool.segments[index]
+            offset = 0  # the block holding ``seq``, or the end of the segment
+            with segment.path.open("rb") as f:
+                for start, length, _, first, n in _walk(f, segment.size):
+                    offset = start
                     if first + n > seq:
                         break
-                    offset += HEADER.size + head[0]
-                    f.seek(offset)
+                    offset = start + HEADER.size + length
         self._open(index, offset)
 
     def _open(self, index: int, offset: int) -> None:
@@ -474,7 +474,7 @@ def spool_status(folder: Path) -> SpoolStatus:
     segments = _segments(folder)
     next_seq = cursor
     if segments:
-        ticks, _, _ = scan_segment(segments[-1].path, verify=False)
+        ticks, _ = scan_segment(segments[-1].path, verify=False)
         next_seq = segments[-1].first_seq + ticks
         cursor = max(cursor, segments[0].first_seq)
     return SpoolStatus(

@@ -432,17 +432,14 @@ class TickProducer:
             self._producer.poll(0.05)
 
     def _offer(self, block: Block) -> None:
-        """A block just spooled: straight to Kafka when nothing waits before it."""
+        """A block just spooled: next in line, from memory, when nothing waits before it;
+        otherwise the backlog's reader reaches it in turn, from the disk (``_drain`` hands
+        both)."""
         assert self.spool is not None
-        if self._reader is not None or self._rest is not None:
-            return  # the backlog's reader reaches it in turn
-        if not self._can_hand():
+        if self._rest is None and self._reader is None:
+            self._rest = block
+        elif self._reader is None:  # behind what is left of an earlier block
             self._reader = self.spool.reader(block.first_seq)
-            return
-        handed = self._hand(block)
-        if handed < len(block.values):
-            self._rest = block.starting_at(block.first_seq + handed)
-            self._reader = self.spool.reader(block.end_seq)
 
     def _drain(self, limit: int = DRAIN_STEP) -> None:
         """Hand the spool's backlog to Kafka, in order, while Kafka takes it."""
@@ -509,8 +506,7 @@ class TickProducer:
         self._check_recovered()
         self.spool.ack(self._tracker.acked)
         self.spool.maybe_sync()
-        self.stats.spool_pending = self.spool.pending
-        self.stats.spool_bytes = self.spool.size_bytes
+        self._spool_stats()
         since = self._outage_since
         self.stats.down_s = 0.0 if since is None else time.monotonic() - since
 
@@ -548,9 +544,13 @@ class TickProducer:
             self._producer.poll(0)
         self._service()
         self.spool.close()
+        self._spool_stats()  # closing deletes what Kafka has
+        self.stats.elapsed_s = time.monotonic() - started
+
+    def _spool_stats(self) -> None:
+        assert self.spool is not None
         self.stats.spool_pending = self.spool.pending
         self.stats.spool_bytes = self.spool.size_bytes
-        self.stats.elapsed_s = time.monotonic() - started
 
     def _spool_full(self, refused: int) -> SpoolFullError:
         spool = self.spool

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,9 @@ from tickstream.cli.options import (
     settings_from,
     settings_options,
 )
+
+if TYPE_CHECKING:
+    from tickstream.kafka.spool import SpoolStatus
 
 PRODUCER_FIELDS = (
     *KAFKA_FIELDS,
@@ -190,7 +193,7 @@ def produce(
         sys.exit(1)
 
 
-def describe_spool(status: Any) -> str:
+def describe_spool(status: SpoolStatus) -> str:
     """`tickstream produce --status`: what the spool holds, in one line."""
     from tickstream.kafka.spool import format_size
 

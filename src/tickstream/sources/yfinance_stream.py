@@ -305,7 +305,7 @@ class YFinanceStreamSource(TickSource):
                 quote = parse_message(message)
             except BadQuote as exc:
                 self._bad += 1
-                self.report_bad(f"yfinance message {self._messages_seen(message)}", str(exc))
+                self.report_bad(f"yfinance message {_shown(message)}", str(exc))
                 continue
             if quote.symbol not in wanted:
                 continue
@@ -343,10 +343,6 @@ class YFinanceStreamSource(TickSource):
         seq = quote.time_ms * 1000 + min(rank, 999)
         return (quote.symbol, quote.time_ms, quote.price, volume, seq, event_id)
 
-    def _messages_seen(self, message: Any) -> str:
-        text = repr(message)
-        return text if len(text) <= 120 else text[:117] + "..."
-
     def probe(self, timeout_s: float = 10.0) -> None:
         """Connect once and subscribe; raise YFinanceUnavailable if that fails."""
         result: list[BaseException] = []
@@ -369,3 +365,9 @@ class YFinanceStreamSource(TickSource):
             if isinstance(exc, YFinanceUnavailable):
                 raise exc
             raise YFinanceUnavailable(f"Yahoo's stream is unreachable: {exc}")
+
+
+def _shown(message: Any) -> str:
+    """A message in a line of its own: its repr, cut at 120 characters."""
+    text = repr(message)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -13,6 +13,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,14 @@ def kafka_broker(state_home: Path) -> Iterator[str]:
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
     """A broker of this test's own, which the test may stop and start."""
-    broker = LocalKafka(tmp_path / "home", port=free_port(), jars_dir=repo_jars_dir(), heap="512m")
+    with started_broker(tmp_path / "home") as broker:
+        yield broker
+
+
+@contextmanager
+def started_broker(home: Path) -> Iterator[LocalKafka]:
+    """A broker of one's own on a free port, stopped on the way out."""
+    broker = LocalKafka(home, port=free_port(), jars_dir=repo_jars_dir(), heap="512m")
     broker.start(timeout=120)
     try:
         yield broker
@@ -164,13 +172,11 @@ def outage_in_background(
         yield None
         return
     home = tmp_path_factory.mktemp("outage")
-    broker = LocalKafka(home / "broker", port=free_port(), jars_dir=repo_jars_dir(), heap="512m")
-    broker.start(timeout=120)
-    scenario = Outage(broker, home)
-    scenario.thread = threading.Thread(target=scenario.run, name="outage", daemon=True)
-    scenario.thread.start()
-    try:
-        yield scenario
-    finally:
-        scenario.thread.join(timeout=600)
-        broker.stop(timeout=30)
+    with started_broker(home / "broker") as broker:
+        scenario = Outage(broker, home)
+        scenario.thread = threading.Thread(target=scenario.run, name="outage", daemon=True)
+        scenario.thread.start()
+        try:
+            yield scenario
+        finally:
+            scenario.thread.join(timeout=600)

@@ -344,12 +344,17 @@ class YFinanceStreamSource(TickSource):
         return (quote.symbol, quote.time_ms, quote.price, volume, seq, event_id)
 
     def probe(self, timeout_s: float = 10.0) -> None:
-        """Connect once and subscribe; raise YFinanceUnavailable if that fails."""
+        """Connect once and subscribe; raise YFinanceUnavailable if that fails.
+
+        The client is built first, outside the timeout: building it imports yfinance (pandas,
+        curl_cffi, protobuf ...), which on a busy machine took longer than Yahoo's answer is
+        given, and the stream was then taken for unavailable.
+        """
+        stream = self.connect()  # YFinanceUnavailable if yfinance is missing
         result: list[BaseException] = []
 
         def attempt() -> None:
             try:
-                stream = self.connect()
                 stream.subscribe(list(self.symbols))
                 stream.close()
             except BaseException as exc:

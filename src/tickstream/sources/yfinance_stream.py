@@ -352,18 +352,22 @@ class YFinanceStreamSource(TickSource):
         """
         stream = self.connect()  # YFinanceUnavailable if yfinance is missing
         result: list[BaseException] = []
+        answered = threading.Event()
 
         def attempt() -> None:
             try:
                 stream.subscribe(list(self.symbols))
-                stream.close()
             except BaseException as exc:
                 result.append(exc)
+            finally:
+                answered.set()
+            # Not waited for: the closing handshake may take websockets' own close timeout
+            # (10 s), which made a healthy stream miss the probe's.
+            with contextlib.suppress(Exception):
+                stream.close()
 
-        thread = threading.Thread(target=attempt, daemon=True)
-        thread.start()
-        thread.join(timeout_s)
-        if thread.is_alive():
+        threading.Thread(target=attempt, daemon=True).start()
+        if not answered.wait(timeout_s):
             raise YFinanceUnavailable(f"Yahoo's stream did not answer within {timeout_s:g}s")
         if result:
             exc = result[0]

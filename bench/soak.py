@@ -16,7 +16,7 @@ It also measures what a user waits for:
 - idle micro-batches: after the producer stops, heartbeats alone for a few seconds.
 
     .venv/bin/python bench/soak.py                 # 5 minutes, 1-minute bars, 2-minute watermark
-    .venv/bin/python bench/soak.py --short         # 2 minutes, 5-second bars (what CI runs)
+    .venv/bin/python bench/soak.py --short         # 2 minutes, 5-second bars (CI: --rate 5000)
 
 Exit code 0 when the verdicts hold, 1 when one fails.
 """

@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ from tickstream.kafka.local import LocalKafka, free_port
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from tests.jobs import Jobs
     from tests.spool_scenarios import Outage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,15 +105,89 @@ def make_topic(kafka_broker: str, request: pytest.FixtureRequest) -> Callable[..
 
 @pytest.fixture(scope="session")
 def spark(base_settings: Settings) -> Iterator[SparkSession]:
-    """A real local SparkSession with the Kafka connector attached from the jar cache."""
+    """A real local SparkSession with the Kafka connector attached from the jar cache.
+
+    Shared by the whole session: :func:`no_query_left_behind` keeps one test's streaming query
+    from outliving it.
+    """
     from tickstream.jvm.spark import build_spark
 
     # With Hadoop's S3A filesystem: test_object_store writes to a local S3 server.
     session = build_spark(base_settings, app_name="tickstream-tests", object_store=True)
+    # A stop that waits on a stuck micro-batch gives up instead of hanging the suite.
+    session.conf.set("spark.sql.streaming.stopTimeout", "90s")
+    _SPARK.append(session)
     try:
         yield session
     finally:
+        _SPARK.clear()
         session.stop()
+
+
+@pytest.fixture
+def jobs(spark: SparkSession, request: pytest.FixtureRequest) -> Iterator[Jobs]:
+    """Start bars jobs in this process (``jobs.start``, ``jobs.drain``); all are stopped after
+    the test, whether it passed, failed or timed out."""
+    from tests.jobs import Jobs
+
+    started = Jobs(spark, request.node.nodeid)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+_LAST_SPARK_TEST: list[str] = ["(no test yet)"]
+
+
+@pytest.fixture(autouse=True)
+def no_query_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that leaves a streaming query active errors in its own teardown, and the query is
+    stopped there; one found active when a test starts (left by a fixture) is stopped and named
+    with the test before. Only for tests that use the SparkSession (unit tests start none)."""
+    if "spark" not in request.fixturenames:
+        yield
+        return
+    from tests.jobs import stop_leftovers
+
+    session: SparkSession = request.getfixturevalue("spark")
+    stopped = stop_leftovers(session)
+    if stopped:
+        warnings.warn(
+            f"stopped {', '.join(stopped)}, still active after {_LAST_SPARK_TEST[0]}",
+            stacklevel=1,
+        )
+    before = {q.id for q in session.streams.active}
+    _LAST_SPARK_TEST[0] = request.node.nodeid
+    yield
+    # Queries a broader fixture started before this test (its `live` job) are its own to stop.
+    leaked = [q for q in session.streams.active if q.id not in before]
+    if leaked:
+        names = stop_leftovers(session)
+        pytest.fail(
+            f"{request.node.nodeid} left {', '.join(names)} active; stopped it now "
+            "(start jobs with the `jobs` fixture, which stops them)",
+            pytrace=False,
+        )
+
+
+# The session's SparkSession once the `spark` fixture has built it.
+_SPARK: list[SparkSession] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """After a test that used Spark fails, and before its fixtures' teardown calls Spark again,
+    the main thread's connection to the JVM is replaced: a pytest-timeout may have cut a call
+    short, and that connection would hang the teardown (see tests.jobs.drop_thread_connection)."""
+    report = yield
+    if call.when == "call" and report.failed and _SPARK:
+        from tests.jobs import drop_thread_connection
+
+        drop_thread_connection(_SPARK[0])
+    return report
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -67,3 +67,28 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {message}")
         time.sleep(interval)
+
+
+def await_progress(
+    done: Callable[[], bool],
+    progress: Callable[[], object],
+    *,
+    stall: float,
+    what: Callable[[], str],
+    interval: float = 0.0,
+) -> None:
+    """Wait until ``done()``, for as long as ``progress()`` keeps changing.
+
+    ``done`` may block for a while itself (``awaitTermination(1)``); ``interval`` adds a pause
+    between polls that do not. Fails with ``what()`` (what was seen) after ``stall`` seconds in
+    which ``progress()`` did not change.
+    """
+    mark, since = progress(), time.monotonic()
+    while not done():
+        now = progress()
+        if now != mark:
+            mark, since = now, time.monotonic()
+        elif time.monotonic() - since >= stall:
+            raise AssertionError(f"no progress for {stall:g} s waiting for {what()}")
+        if interval:
+            time.sleep(interval)

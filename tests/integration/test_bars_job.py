@@ -17,6 +17,7 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from tests.helpers import wait_until
+from tests.jobs import Jobs
 from tests.reference import LAKE_TABLES, has_commit, lake_bars, lake_sql, reference_bars
 from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tickstream.bars.job import BarsJob
@@ -109,10 +110,7 @@ def assert_tables_whole(out: Path) -> None:
     assert all(p.name.startswith("part-") and p.suffix == ".csv" for p in csv)
 
 
-def test_bars_equal_the_independent_computation(
-    case: BarsCase,
-    spark: SparkSession,
-) -> None:
+def test_bars_equal_the_independent_computation(case: BarsCase, jobs: Jobs) -> None:
     topic = case.topic
     ticks = es_ticks()
     assert len(ticks) == 120_000
@@ -124,10 +122,7 @@ def test_bars_equal_the_independent_computation(
 
     out = case.out
     settings = case.settings(max_offsets_per_trigger=60_000)
-    job = BarsJob(settings, spark)
-    job.start(once=True).awaitTermination(600)
-    assert job.query is not None
-    assert job.query.exception() is None
+    job = jobs.drain(settings)
 
     expected = reference_bars(as_dicts(ticks), WINDOW_MS)
     got = lake_bars(str(out))
@@ -155,10 +150,7 @@ def test_bars_equal_the_independent_computation(
     assert_tables_whole(out)
 
 
-def test_late_ticks_are_recorded_not_lost(
-    case: BarsCase,
-    spark: SparkSession,
-) -> None:
+def test_late_ticks_are_recorded_not_lost(case: BarsCase, jobs: Jobs) -> None:
     topic = case.topic
     ticks = es_ticks(3000)
     early, straggler = ticks[:-1], ticks[0]
@@ -166,16 +158,14 @@ def test_late_ticks_are_recorded_not_lost(
     send_heartbeat(case.bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
     out = case.out
     settings = case.settings()
-    job = BarsJob(settings, spark)
-    job.start(once=True).awaitTermination(300)
+    jobs.drain(settings)
 
     # Now a tick for the first minute arrives: its bar was closed long ago.
     late_tick = Tick(
         straggler.symbol, straggler.ts_epoch_ms + 1, 1700.0, 5.0, 10**6, "late-one", "replay"
     )
     send_hostile(case.bootstrap, topic, [late_tick], duplicate_share=0, garbage_every=10**9)
-    job = BarsJob(settings, spark)
-    job.start(once=True).awaitTermination(300)
+    job = jobs.drain(settings)
 
     late = lake_sql(out, "SELECT event_id, late_by_ms, watermark FROM late")
     assert len(late) == 1
@@ -244,10 +234,7 @@ def test_killed_at_random_points_the_output_is_still_exact(
     assert_reconciled(settings)
 
 
-def test_a_quiet_market_closes_its_last_bar(
-    case: BarsCase,
-    spark: SparkSession,
-) -> None:
+def test_a_quiet_market_closes_its_last_bar(case: BarsCase, jobs: Jobs) -> None:
     """Ticks stop, heartbeats go on: the last bar lands within WATERMARK plus a few seconds."""
     import threading
     import time
@@ -259,8 +246,7 @@ def test_a_quiet_market_closes_its_last_bar(
     topic = case.topic
     out = case.out
     settings = case.settings(window_duration="5 seconds", watermark="5 seconds")
-    job = BarsJob(settings, spark)
-    job.start()
+    job = jobs.start(settings)
     producer = Producer({"bootstrap.servers": case.bootstrap, "acks": "all", "linger.ms": 5})
     stop_beats = threading.Event()
 
@@ -299,8 +285,7 @@ def test_a_quiet_market_closes_its_last_bar(
 
 
 def test_a_batch_that_arrives_while_stopping_is_refused_and_runs_on_restart(
-    case: BarsCase,
-    spark: SparkSession,
+    case: BarsCase, jobs: Jobs
 ) -> None:
     """The stop race, made deterministic: a stop is requested, then a batch with data arrives.
 
@@ -312,9 +297,10 @@ def test_a_batch_that_arrives_while_stopping_is_refused_and_runs_on_restart(
     out = case.out
     settings = case.settings()
     send_hostile(case.bootstrap, topic, ticks[:1000], duplicate_share=0, garbage_every=10**9)
-    job = BarsJob(settings, spark)
-    query = job.start()
-    wait_until(lambda: committed_batches(out) >= 1, timeout=120, message="a first batch")
+    job = jobs.start(settings)
+    query = job.query
+    assert query is not None
+    wait_until(lambda: committed_batches(out) >= 1, timeout=240, message="a first batch")
     job.stopping.set()  # as stop() does first; the query is left running so a batch arrives
     send_hostile(case.bootstrap, topic, ticks[1000:], duplicate_share=0, garbage_every=10**9)
     send_heartbeat(case.bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
@@ -324,9 +310,7 @@ def test_a_batch_that_arrives_while_stopping_is_refused_and_runs_on_restart(
     assert job.failure() is None
     assert committed_batches(out) == job.refused_batch  # the refused batch left no commit
 
-    job = BarsJob(settings, spark)
-    job.start(once=True).awaitTermination(300)
-    assert job.failure() is None
+    jobs.drain(settings)
     assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
     assert_reconciled(settings)
 

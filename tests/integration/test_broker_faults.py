@@ -6,23 +6,21 @@ import os
 import time
 from pathlib import Path
 
-from pyspark.sql import SparkSession
-
 from tests.conftest import repo_jars_dir
 from tests.helpers import REPLAY_ES, produce_env, spawn_produce, wait_until
 from tests.integration.test_bars_job import WINDOW_MS, as_dicts, assert_reconciled, settings_for
 from tests.integration.test_producer import split
+from tests.jobs import Jobs
 from tests.kafka_helpers import consume_all
 from tests.reference import lake_bars, reference_bars
 from tests.streams import es_ticks, send_heartbeat
-from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
 from tickstream.kafka.admin import TopicSpec, ensure_topics
 from tickstream.kafka.local import LocalKafka
 
 
 def test_a_broker_restart_during_production_loses_nothing(
-    own_broker: LocalKafka, spark: SparkSession, base_settings: Settings, tmp_path: Path
+    own_broker: LocalKafka, jobs: Jobs, base_settings: Settings, tmp_path: Path
 ) -> None:
     bootstrap = f"127.0.0.1:{own_broker.port}"
     topic = "ticks-restart"
@@ -66,13 +64,13 @@ def test_a_broker_restart_during_production_loses_nothing(
     send_heartbeat(bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
     out = tmp_path / "lake"
     settings = settings_for(base_settings, bootstrap, topic, out)
-    BarsJob(settings, spark).start(once=True).awaitTermination(600)
+    jobs.drain(settings)
     assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
     assert_reconciled(settings)
 
 
 def test_three_brokers_one_killed_during_production_and_aggregation(
-    spark: SparkSession, base_settings: Settings, tmp_path: Path
+    jobs: Jobs, base_settings: Settings, tmp_path: Path
 ) -> None:
     """RF 3, min.insync.replicas 2: a broker dies mid-stream; nothing is lost or doubled."""
     import signal
@@ -92,8 +90,9 @@ def test_three_brokers_one_killed_during_production_and_aggregation(
         span_s = (ticks[-1].ts_epoch_ms - ticks[0].ts_epoch_ms) / 1000
         out = tmp_path / "lake"
         settings = settings_for(base_settings, bootstrap, topic, out)
-        job = BarsJob(settings, spark)
-        query = job.start()  # aggregating while the producer writes
+        job = jobs.start(settings)  # aggregating while the producer writes
+        query = job.query
+        assert query is not None
         env = produce_env(bootstrap, topic)
         producer = spawn_produce(
             env,

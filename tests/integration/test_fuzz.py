@@ -7,24 +7,22 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from pyspark.sql import SparkSession
-
 from tests.integration.test_bars_job import (
     WINDOW_MS,
     as_dicts,
     assert_reconciled,
     settings_for,
 )
+from tests.jobs import Jobs
 from tests.reference import lake_bars, lake_sql, reference_bars
 from tests.streams import es_ticks, send_fuzzed, send_heartbeat
-from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
 
 
 def test_ten_thousand_malformed_messages(
     kafka_broker: str,
     make_topic: Callable[..., str],
-    spark: SparkSession,
+    jobs: Jobs,
     base_settings: Settings,
     tmp_path: Path,
 ) -> None:
@@ -37,10 +35,7 @@ def test_ten_thousand_malformed_messages(
 
     out = tmp_path / "lake"
     settings = settings_for(base_settings, kafka_broker, topic, out, max_offsets_per_trigger=30_000)
-    job = BarsJob(settings, spark)
-    query = job.start(once=True)
-    query.awaitTermination(900)
-    assert query.exception() is None
+    job = jobs.drain(settings)
 
     rejects = lake_sql(out, "SELECT reason, count(*) FROM rejects GROUP BY reason")
     assert Counter(dict(rejects)) == Counter(sent.rejects)

@@ -22,6 +22,7 @@ from pyspark.sql import SparkSession
 
 from tests.helpers import spawn_produce, wait_until
 from tests.integration.test_bars_job import settings_for
+from tests.jobs import Jobs
 from tests.kafka_helpers import consume_all
 from tests.reference import lake_bars
 from tests.streams import send_heartbeat
@@ -89,8 +90,8 @@ def live(
         lake_compaction=False,
     )
     ensure_topics(kafka_broker, pipeline_topics(settings))
-    job = BarsJob(settings, spark)
-    job.start()
+    jobs = Jobs(spark, "test_live_view.live", shared=True)
+    job = jobs.start(settings)
     producer = spawn_produce(
         {**os.environ, **settings_env(settings)},
         "--source",
@@ -118,7 +119,7 @@ def live(
         if producer.poll() is None:
             producer.kill()
             producer.wait()
-        job.stop()
+        jobs.stop_all()
 
 
 def closed_bars(live: Live, symbol: str) -> int:

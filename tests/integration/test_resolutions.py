@@ -16,10 +16,10 @@ import pytest
 from pyspark.sql import SparkSession
 
 from tests.integration.test_bars_job import settings_for
+from tests.jobs import Jobs
 from tests.reference import lake_sql, reference_bars, reference_session_bars
 from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tests.unit.test_resample import assert_same_bars
-from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
 from tickstream.kafka.admin import TopicSpec, ensure_topics
 from tickstream.lake import read_bars
@@ -44,9 +44,8 @@ def es_lake(
     ticks = es_ticks()
     send_hostile(kafka_broker, topic, ticks, duplicate_share=0, garbage_every=10**9)
     send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * HOUR_MS)
-    job = BarsJob(settings, spark)
-    job.start(once=True).awaitTermination(600)
-    assert job.failure() is None
+    with Jobs(spark, "test_resolutions.es_lake") as jobs:
+        jobs.drain(settings)
     return out
 
 

@@ -1,36 +1,46 @@
 """The short form of the soak benchmark: a steady stream through the whole pipeline for two
 minutes; state rows and JVM heap stay flat after warm-up and the consumer lag does not grow.
 
-CI runs it at 20,000 ticks/s with 5-second bars, on the 2-core CI machine that also runs the
-broker and the producer (the Python producer alone takes a good part of a core at this rate).
-Measured on the development machine, the job keeps up with micro-batches of ~450,000 ticks and
-a lag that falls from the first half to the second; the verdict allows 10 s of input of growth.
-The 10,000 ticks/s figures at the default 1-minute bars, with the bar-latency target of issue 9,
-come from `bench/soak.py --latency-target 5` (see the README)"""
+CI runs it at 5,000 ticks/s with 5-second bars, on the 2-core CI machine that also runs the
+broker and the producer: a quarter of the 20,000 ticks/s this machine holds on a quiet hour, so
+that the verdicts speak of the pipeline (nothing leaks, nothing falls behind) and not of how
+busy the machine is that hour (a slow hour failed them at 20,000, issue 21). Throughput figures
+come from the benchmarks: `bench/soak.py --latency-target 5` at the default 1-minute bars (see
+the README)."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+RATE = 5_000
 
 
 def test_short_soak() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "soak.py"), "--short", "--rate", "20000"],
-        capture_output=True,
+    # Its own process group: a timeout takes the benchmark's broker and Spark JVMs too.
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "soak.py"), "--short", "--rate", str(RATE)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=900,
-        check=False,
+        start_new_session=True,
     )
-    print(done.stdout)
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    produced = re.search(r"produced ([\d,]+) ticks/s on average", done.stdout)
-    assert produced is not None, done.stdout
-    assert int(produced.group(1).replace(",", "")) >= 19_500  # the rate held (within 2.5%)
-    verdicts = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    print(stdout)
+    assert proc.returncode == 0, stdout + stderr[-3000:]
+    produced = re.search(r"produced ([\d,]+) ticks/s on average", stdout)
+    assert produced is not None, stdout
+    assert int(produced.group(1).replace(",", "")) >= RATE * 0.975  # the rate held
+    verdicts = [line for line in stdout.splitlines() if line.startswith("[")]
     assert len(verdicts) == 3
     assert all(line.startswith("[ok ]") for line in verdicts), verdicts

@@ -23,6 +23,7 @@ from pyspark.sql import SparkSession
 from tests.helpers import wait_until
 from tests.integration.test_bars_job import WINDOW_MS, assert_reconciled, settings_for
 from tests.integration.test_producer import split
+from tests.jobs import Jobs
 from tests.kafka_helpers import consume_all
 from tests.reference import assert_same_bars, lake_bars, lake_sql, reference_bars
 from tests.spool_scenarios import (
@@ -37,7 +38,6 @@ from tests.spool_scenarios import (
     spool_status,
 )
 from tests.streams import send_heartbeat
-from tickstream.bars.job import BarsJob
 from tickstream.config import Settings
 from tickstream.kafka.admin import TopicSpec, ensure_topics
 from tickstream.kafka.local import LocalKafka
@@ -60,7 +60,8 @@ def bars_of(
     """Run the job over the topic; check the lake holds exactly ``ticks`` and their bars."""
     send_heartbeat(bootstrap, topic, max(t["ts_epoch_ms"] for t in ticks) + 10 * WINDOW_MS)
     settings = settings_for(base, bootstrap, topic, out)
-    BarsJob(settings, spark).start(once=True).awaitTermination(600)
+    with Jobs(spark, "bars_of") as jobs:
+        jobs.drain(settings)
     archived = [row[0] for row in lake_sql(out, "SELECT event_id FROM ticks")]
     assert len(archived) == len(set(archived))  # nothing counted twice
     assert set(archived) == {t["event_id"] for t in ticks}  # nothing missing, nothing else

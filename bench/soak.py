@@ -16,7 +16,8 @@ It also measures what a user waits for:
 - idle micro-batches: after the producer stops, heartbeats alone for a few seconds.
 
     .venv/bin/python bench/soak.py                 # 5 minutes, 1-minute bars, 2-minute watermark
-    .venv/bin/python bench/soak.py --short         # 2 minutes, 5-second bars (CI: --rate 5000)
+    .venv/bin/python bench/soak.py --short         # 2 minutes, 5-second bars
+    (CI runs `--short --rate 5000 --seconds 60`: tests/integration/test_soak.py)
 
 Exit code 0 when the verdicts hold, 1 when one fails.
 """
@@ -94,7 +95,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rate", type=float, default=10_000)
-    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--seconds", type=float, help="how long (default 300; --short: 120)")
     parser.add_argument("--every", type=float, default=5)
     parser.add_argument("--warmup", type=float, default=0.4, help="share of the run to ignore")
     parser.add_argument("--window", default="1 minute")
@@ -106,10 +107,12 @@ def main() -> int:
         help="also judge the p95 bar latency: at most this many seconds after the watermark "
         "passes the window's end (the issue's target is 5)",
     )
-    parser.add_argument("--short", action="store_true", help="2 min with 5-second bars (for CI)")
+    parser.add_argument("--short", action="store_true", help="2 min with 5-second bars")
     args = parser.parse_args()
     if args.short:
-        args.seconds, args.window, args.watermark, args.every = 120, "5 seconds", "5 seconds", 3
+        args.seconds = args.seconds or 120
+        args.window, args.watermark, args.every = "5 seconds", "5 seconds", 3
+    args.seconds = args.seconds or 300
 
     home = Path(tempfile.mkdtemp(prefix="tickstream-soak-"))
     broker = LocalKafka(

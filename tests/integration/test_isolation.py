@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+
+from tests.helpers import run_group
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,17 +112,14 @@ def run_inner(tmp_path: Path, bootstrap: str) -> dict[tuple[str, str], dict[str,
         "OUTER_BOOTSTRAP": bootstrap,
         "INNER_REPORTS": str(reports),
     }
-    done = subprocess.run(
+    done = run_group(
         [
             *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts="),
             *("-q", "--rootdir", str(suite), str(suite)),
         ],
-        cwd=suite,
+        timeout=500,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+        cwd=suite,
     )
     print(done.stdout[-5000:])
     assert reports.exists(), done.stdout + done.stderr

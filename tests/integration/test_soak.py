@@ -11,37 +11,27 @@ the README)."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import run_group
 
 REPO = Path(__file__).resolve().parents[2]
 RATE = 5_000
 
 
 def test_short_soak() -> None:
-    # Its own process group: a timeout takes the benchmark's broker and Spark JVMs too.
-    proc = subprocess.Popen(
+    done = run_group(
         [
             *(sys.executable, str(REPO / "bench" / "soak.py"), "--short"),
             *("--rate", str(RATE), "--seconds", "60"),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+        timeout=600,
     )
-    try:
-        stdout, stderr = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stdout = done.stdout
     print(stdout)
-    assert proc.returncode == 0, stdout + stderr[-3000:]
+    assert done.returncode == 0, stdout + done.stderr[-3000:]
     produced = re.search(r"produced ([\d,]+) ticks/s on average", stdout)
     assert produced is not None, stdout
     assert int(produced.group(1).replace(",", "")) >= RATE * 0.975  # the rate held

@@ -16,6 +16,7 @@ RUN_SPARK = {
     "tickstream.bars.job",
     "tickstream.bars.maintenance",
     "tickstream.bars.parse",
+    "tickstream.bars.rehearsal",
     "tickstream.bars.schema",
     "tickstream.bars.source",
     "tickstream.bars.steps",

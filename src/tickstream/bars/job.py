@@ -103,8 +103,9 @@ class BarsJob:
 
     # --- the query ----------------------------------------------------------------------------
 
-    def start(self, *, once: bool = False) -> StreamingQuery:
-        """Start the query; ``once`` processes what the topic holds now, then stops."""
+    def prepare(self) -> None:
+        """Check the lake and the bars topics, serve the metrics, and open the dedup index:
+        what :meth:`process` needs before a first micro-batch (``start`` calls it)."""
         try:
             partitions = self._prepare_lake()
         except OSError as exc:  # a wrong endpoint or key, a missing bucket, a read-only folder
@@ -114,6 +115,10 @@ class BarsJob:
         if self.metrics is not None:
             self._serve_metrics(self.metrics)
         self.index = Index(self.root.index(), partitions, str(uuid.uuid4()))
+
+    def start(self, *, once: bool = False) -> StreamingQuery:
+        """Start the query; ``once`` processes what the topic holds now, then stops."""
+        self.prepare()
         source = read_events(self.spark, self.settings, self.rules)
         writer = (
             source.writeStream.foreachBatch(self.process)

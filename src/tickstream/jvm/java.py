@@ -20,13 +20,19 @@ class Java:
     major: int
 
 
-def find_java() -> Java:
-    """Java from JAVA_HOME or PATH, at least version 17; a clear error otherwise."""
+def java_executable() -> Path | None:
+    """The ``java`` that Spark's and Kafka's launchers run: JAVA_HOME's, else PATH's."""
     java_home = os.environ.get("JAVA_HOME")
     candidate = Path(java_home) / "bin" / "java" if java_home else None
     if candidate is None or not candidate.is_file():
         found = shutil.which("java")
         candidate = Path(found) if found else None
+    return candidate
+
+
+def find_java() -> Java:
+    """Java from JAVA_HOME or PATH, at least version 17; a clear error otherwise."""
+    candidate = java_executable()
     if candidate is None:
         raise EnvironmentProblem(
             "Java was not found (neither JAVA_HOME nor 'java' on PATH)",

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from tickstream.config import Settings
 from tickstream.errors import EnvironmentProblem
+from tickstream.jvm import cds
 from tickstream.jvm.jars import ensure_jars
-from tickstream.jvm.java import find_java
+from tickstream.jvm.java import find_java, java_executable
 from tickstream.jvm.versions import pinned
 from tickstream.lake.layout import ObjectStore, is_object_store
 
@@ -109,10 +110,13 @@ def spark_conf(
     ui: bool = False,
     extra: Mapping[str, str] | None = None,
     object_store: bool = False,
+    class_archive_dump: Path | None = None,
 ) -> dict[str, str]:
     """The configuration every tickstream session starts from. Hadoop's S3A filesystem is
     attached for a lake on S3 (an ``s3a://`` OUTPUT_PATH, with the S3_* settings), or when
-    ``object_store`` asks (it adds ~1.7 s to a session's start, so not otherwise)."""
+    ``object_store`` asks (it adds ~1.7 s to a session's start, so not otherwise). A local
+    driver maps the class archive made for its class path when there is one
+    (:mod:`tickstream.jvm.cds`); ``class_archive_dump`` has it write one there as it exits."""
     on_s3 = is_object_store(settings.output_path)
     object_store = object_store or on_s3
     jars = ensure_jars(settings.jars_dir, quiet=True)
@@ -123,11 +127,18 @@ def spark_conf(
     # Spark generates for parsing and validating a message is larger, and interpreted it runs
     # several times slower (measured in bench/stream_throughput.py).
     java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -XX:-DontCompileHugeMethods"
+    local = settings.spark_master.startswith("local")
+    driver_opts = java_opts
+    if local:
+        archive = cds.archive_file(settings.jars_dir, _class_path_key(connector))
+        if class_archive_dump is not None:
+            driver_opts += " " + cds.dump_options(class_archive_dump)
+        elif cds.use_options(archive):
+            driver_opts += " " + cds.use_options(archive)
     conf = {
         "spark.master": settings.spark_master,
-        "spark.jars": ",".join(str(p) for p in connector),
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": java_opts,
+        "spark.driver.extraJavaOptions": driver_opts,
         "spark.executor.extraJavaOptions": java_opts,
         "spark.ui.enabled": "true" if ui else "false",
         "spark.ui.showConsoleProgress": "false",
@@ -167,7 +178,15 @@ def spark_conf(
         "spark.sql.ansi.enabled": "false",
         "spark.pyspark.driver.python": sys.executable,
     }
-    if settings.spark_master.startswith("local"):
+    if local:
+        # One JVM: the jars go on its class path when it starts, where a class archive can
+        # hold their classes too (spark.jars would have the executor fetch and load them again
+        # in a class loader of its own before its first task: ~1.5 s of a start, measured).
+        conf["spark.driver.extraClassPath"] = os.pathsep.join(str(p) for p in connector)
+    else:
+        # The driver ships these jars to the cluster's executors.
+        conf["spark.jars"] = ",".join(str(p) for p in connector)
+    if local:
         # The job runs no Python on executors; in local mode they are this interpreter anyway.
         conf["spark.pyspark.python"] = sys.executable
         # One machine: bind to loopback so a laptop's hostname or VPN does not matter.
@@ -185,6 +204,20 @@ def spark_conf(
         )
     conf.update(extra or {})
     return conf
+
+
+def _class_path_key(extra: list[Path]) -> str:
+    """The class path a local driver starts with: its extra jars, then Spark's own."""
+    spark_jars = sorted(spark_jars_dir().glob("*.jar"))
+    return cds.class_path_key(java_executable() or Path("java"), [*extra, *spark_jars])
+
+
+def class_archive(settings: Settings) -> Path:
+    """Where the class archive of a local driver with these settings is (or would be)."""
+    jars = ensure_jars(settings.jars_dir, quiet=True)
+    on_s3 = is_object_store(settings.output_path)
+    connector = jars.spark_jars(spark_jars_dir(), object_store=on_s3)
+    return cds.archive_file(settings.jars_dir, _class_path_key(connector))
 
 
 def _launch_jvm_in_own_session(conf: Mapping[str, str], app_name: str) -> None:
@@ -214,6 +247,7 @@ def build_spark(
     ui: bool = False,
     extra: Mapping[str, str] | None = None,
     object_store: bool = False,
+    class_archive_dump: Path | None = None,
 ) -> SparkSession:
     """A SparkSession with the Kafka connector attached, quiet logs, UTC time."""
     find_java()
@@ -225,7 +259,13 @@ def build_spark(
         # Everything runs here: bind to the loopback address, which also spares the warning
         # that the host name resolves to it.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    conf = spark_conf(settings, ui=ui, extra=extra, object_store=object_store)
+    conf = spark_conf(
+        settings,
+        ui=ui,
+        extra=extra,
+        object_store=object_store,
+        class_archive_dump=class_archive_dump,
+    )
     _launch_jvm_in_own_session(conf, app_name)
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():

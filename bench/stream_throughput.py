@@ -36,7 +36,12 @@ ticks/s, and the ratios of tickstream to the original design and to the pre-Delt
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -50,9 +55,11 @@ from pyspark.sql import types as T
 
 from tickstream.bars.job import BarsJob
 from tickstream.bars.parse import Rules, parse_events
+from tickstream.bars.report import BatchReport
 from tickstream.bars.writer import LakeWriter
-from tickstream.config import Settings, load_settings
+from tickstream.config import Settings, load_settings, settings_env
 from tickstream.jvm.spark import build_spark
+from tickstream.jvm.versions import parse_versions_env
 from tickstream.kafka.admin import TopicSpec, ensure_topics
 from tickstream.kafka.local import LocalKafka, free_port
 from tickstream.kafka.producer import TickProducer
@@ -65,6 +72,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "es_futures_ticks_2013-09.csv.gz"
 TEST_DATA = REPO / "tests" / "data" / "es_ticks_2013-09_120k.csv.gz"
 SIM_START_MS = 1_764_000_000_000  # 2025-11-24T16:00:00Z
+# The realistic-state input's event times span this much: every tick sits in an open window
+# until the end (as ~1.8M do in a 10,000/s feed with 1-minute bars and a 2-minute watermark).
+STATE_SPAN_MS = 10_000
 
 
 def produce(settings: Settings, topic: str, source: TickSource) -> int:
@@ -100,7 +110,7 @@ def drain_tickstream(
     after the other as the job wrote its lake then; ``parallel_writes`` off: the batch's Delta
     appends one after the other, the tick archive by one task; ``spark_bars``: the bars
     appended by Spark, as before the driver wrote them."""
-    job = BarsJob(settings, spark)
+    job = BarsJob(settings, spark, on_batch=_note_state)
     if parquet_lake:
         job.lake = ParquetLakeWriter(job.root)
     if spark_bars:
@@ -110,6 +120,136 @@ def drain_tickstream(
     query.awaitTermination()
     if query.exception() is not None:
         raise SystemExit(f"tickstream failed: {query.exception()}")
+
+
+# The most ticks the dedup index held at once (the open windows' ticks) in the last drain.
+STATE = {"ticks": 0}
+
+
+def _note_state(report: BatchReport) -> None:
+    STATE["ticks"] = max(STATE["ticks"], report.open_rows)
+
+
+def drain_cold(settings: Settings, out: Path) -> None:
+    """`tickstream stream --once` as a user runs it: a new process and JVM, the product's
+    defaults (micro-batches of up to MAX_OFFSETS_PER_TRIGGER, 500,000), bars topics off."""
+    env = {
+        **os.environ,
+        **{k: v for k, v in settings_env(settings).items() if k not in COLD_DEFAULTS},
+    }
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "tickstream"), "stream", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"tickstream stream --once failed: {result.stderr[-2000:]}")
+
+
+# --- Flink SQL as a design (bench/flink_bars.py, in a venv of its own) ---------------------------
+
+FLINK_VENV = REPO / ".tickstream" / "bench" / "flink-venv"
+
+
+def flink_setup(jars_dir: Path) -> tuple[Path, Path]:
+    """PyFlink in a venv of its own and Flink's Kafka SQL connector in the jar cache, at the
+    versions pinned in versions.env (made on first use); returns (python, connector jar)."""
+    pins = parse_versions_env((REPO / "versions.env").read_text(encoding="utf-8"))
+    flink, connector = pins["FLINK_VERSION"], pins["FLINK_KAFKA_CONNECTOR_VERSION"]
+    python = FLINK_VENV / "bin" / "python"
+    stamp = FLINK_VENV / ".apache-flink"
+    if not stamp.is_file() or stamp.read_text(encoding="utf-8") != flink:
+        print(f"installing PyFlink {flink} into {FLINK_VENV} (once) ...")
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(FLINK_VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, f"apache-flink=={flink}"], check=True)
+        stamp.write_text(flink, encoding="utf-8")
+    folder = jars_dir / f"flink-kafka-{connector}"
+    if not list(folder.glob("flink-sql-connector-kafka-*.jar")):
+        print(f"resolving flink-sql-connector-kafka {connector} with Maven (once) ...")
+        subprocess.run(
+            [
+                "mvn",
+                "-B",
+                "-q",
+                "-f",
+                str(REPO / "bench" / "flink" / "pom.xml"),
+                "package",
+                f"-Dflink.kafka.version={connector}",
+                f"-Djars.dir={jars_dir}",
+            ],
+            check=True,
+        )
+    return python, next(folder.glob("flink-sql-connector-kafka-*.jar"))
+
+
+def drain_flink(settings: Settings, out: Path, python: Path, jar: Path) -> None:
+    """Flink SQL's bars of the topic (bench/flink_bars.py), parallelism 2, into
+    ``out/flink-bars.jsonl``: a new process and JVM (a local mini-cluster), like ``cold``."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            str(python),
+            str(REPO / "bench" / "flink_bars.py"),
+            settings.kafka_bootstrap_servers,
+            settings.kafka_topic,
+            str(out / "flink-bars.jsonl"),
+            str(jar),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"the Flink SQL job failed: {result.stderr[-3000:]}")
+
+
+BAR_FIELDS = ("open", "high", "low", "close", "volume", "trade_count")
+
+
+def compare_bars(tickstream_lake: Path, flink_jsonl: Path) -> str:
+    """tickstream's closed bars against Flink's: every one of ours equal to Flink's bar of the
+    same (symbol, window); Flink also closes the windows still open at the end of the input
+    (its bounded source ends with a final watermark), which tickstream keeps open."""
+    from tickstream.lake.read import read_bars
+
+    ours = read_bars(tickstream_lake)
+    theirs = {}
+    for line in flink_jsonl.read_text(encoding="utf-8").splitlines():
+        bar = json.loads(line)
+        theirs[(bar["symbol"], bar["window_start_ms"])] = bar
+    unequal = []
+    for row in ours.itertuples(index=False):
+        key = (row.symbol, int(row.window_start.timestamp() * 1000))
+        bar = theirs.get(key)
+        if (
+            bar is None
+            or any(not math.isclose(getattr(row, f), bar[f], rel_tol=1e-9) for f in BAR_FIELDS)
+            or not math.isclose(row.vwap, bar["vwap"], rel_tol=1e-9)
+        ):
+            unequal.append(key)
+    if unequal:
+        raise SystemExit(
+            f"Flink SQL's bars differ from tickstream's: {len(unequal)} of {len(ours)}, "
+            f"e.g. {unequal[:3]}"
+        )
+    return (
+        f"{len(ours):,} closed bars of tickstream, each equal to Flink SQL's "
+        f"(open, high, low, close, volume, trade_count, vwap); Flink also closed "
+        f"{len(theirs) - len(ours)} windows still open at the end of the input"
+    )
+
+
+# Designs run as a command of their own (a new JVM): each is also timed on an empty topic, and
+# its rate is the input over (its time less that start-up).
+CMD_DESIGNS = ("cold", "flink")
+
+# Settings the cold run leaves at the product's defaults.
+COLD_DEFAULTS = ("MAX_OFFSETS_PER_TRIGGER", "SPARK_MASTER")
 
 
 class ParquetLakeWriter(LakeWriter):
@@ -392,6 +532,13 @@ def main() -> None:
     )
     parser.add_argument("--es", type=Path, default=SHARED if SHARED.is_file() else TEST_DATA)
     parser.add_argument("--sim-ticks", type=int, default=2_000_000)
+    parser.add_argument(
+        "--state-ticks",
+        type=int,
+        default=2_000_000,
+        help="ticks of the realistic-state input: event times over 10 s, all in open windows "
+        "(0: leave it out)",
+    )
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--batch", type=int, default=250_000, help="messages per micro-batch")
     parser.add_argument(
@@ -436,12 +583,32 @@ def main() -> None:
             ),
         }
         topics = dict(zip(inputs, ("warmup", "es", "sim"), strict=True))
+        if args.state_ticks:
+            name = f"simulated, {args.symbols} symbols, all {args.state_ticks:,} in open windows"
+            inputs[name] = produce(
+                base,
+                "state",
+                SimulateSource(
+                    symbols,
+                    0,
+                    seed=11,
+                    count=args.state_ticks,
+                    start_ms=SIM_START_MS,
+                    step_ms=STATE_SPAN_MS / args.state_ticks,
+                ),
+            )
+            topics[name] = "state"
+        ensure_topics(bootstrap, [TopicSpec("empty", 3)])
+        topics["empty"] = "empty"
         t0 = time.perf_counter()
         spark = build_spark(base, app_name="tickstream-bench")
         spark.range(1).count()
         jvm_start = time.perf_counter() - t0
         print(f"broker {bootstrap}; Spark local[2] started in {jvm_start:.1f}s (not counted below)")
         print(f"micro-batches of up to {args.batch:,} messages; bars of 1 minute, watermark 2 min")
+
+        flink = flink_setup(REPO / ".tickstream" / "jars") if "flink" in designs else None
+        compared = home / "compared"
 
         def run(design: str, name: str) -> float:
             out = home / f"{design}-{topics[name]}-{time.monotonic_ns()}"
@@ -453,6 +620,8 @@ def main() -> None:
                 "parse": lambda: drain_read_parse(spark, settings, out),
                 "parse-full": lambda: drain_read_parse(spark, settings, out, fast_path=False),
                 "tickstream": lambda: drain_tickstream(spark, settings),
+                "cold": lambda: drain_cold(settings, out),
+                "flink": lambda: drain_flink(settings, out, *flink_or_fail()),
                 "parquet-lake": lambda: drain_tickstream(spark, settings, parquet_lake=True),
                 "all-stats": lambda: drain_with(spark, settings, ALL_STATS),
                 "no-stats": lambda: drain_with(spark, settings, NO_STATS),
@@ -463,16 +632,29 @@ def main() -> None:
                 "builtin": lambda: drain_builtin(spark, settings, out),
             }
             seconds = timed(runners[design])
+            if topics[name] == "es" and design in ("tickstream", "flink"):
+                # Kept to compare the two designs' bars of the ES ticks (the last round's).
+                kept = compared / design
+                shutil.rmtree(kept, ignore_errors=True)
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                (out / "lake" if design == "tickstream" else out).rename(kept)
             shutil.rmtree(out, ignore_errors=True)
             return seconds
 
+        def flink_or_fail() -> tuple[Path, Path]:
+            assert flink is not None
+            return flink
+
         for design in designs:  # warm the JIT on every code path first
-            run(design, "warm-up")
+            if design not in CMD_DESIGNS:  # a new JVM each time: nothing to warm
+                run(design, "warm-up")
         labels = {
             "read": "read only (noop)",
             "parse": "read + parse (noop)",
             "parse-full": "read + full parse (noop)",
             "tickstream": "tickstream, all outputs",
+            "cold": "tickstream stream --once (cold)",
+            "flink": "Flink SQL, parallelism 2 (cold)",
             "parquet-lake": "the same, pre-Delta lake writer",
             "all-stats": "the same, Delta stats 32 cols",
             "serial-writes": "the same, tables one by one",
@@ -488,18 +670,44 @@ def main() -> None:
             # 250,000, whichever design it is): each round runs the designs in another order,
             # and each design's best round counts.
             best: dict[str, float] = {}
+            startup: dict[str, list[float]] = {}
+            state = 0
             for turn in range(args.rounds):
                 order = designs[turn % len(designs) :] + designs[: turn % len(designs)]
                 for design in order:
+                    if design in CMD_DESIGNS:
+                        # The same command on an empty topic: its start-up, stop and exit.
+                        seconds = run(design, "empty")
+                        startup.setdefault(design, []).append(seconds)
+                        what = f"  {design}: its start-up"
+                        print(f"  round {turn + 1}: {what:<30} {seconds:>7.1f}s")
+                    STATE["ticks"] = 0
                     seconds = run(design, name)
+                    if design == "tickstream":
+                        state = max(state, STATE["ticks"])
                     best[design] = min(best.get(design, seconds), seconds)
                     print(f"  round {turn + 1}: {labels[design]:<30} {seconds:>7.1f}s")
+            if state:
+                print(f"  open-window state: up to {state:,} ticks in the dedup index at once")
             rates = {design: count / best[design] for design in designs}
+            for design, empty in startup.items():
+                # The processing rate of a whole command: its time less its own start-up.
+                rates[design] = count / max(best[design] - min(empty), 1e-9)
             for design in designs:
+                extra = ""
+                if design in startup:
+                    extra = f"  (less its start-up, {min(startup[design]):.1f}s)"
                 print(
                     f"  best: {labels[design]:<31} {best[design]:>7.1f}s  "
-                    f"{rates[design]:>10,.0f} ticks/s"
+                    f"{rates[design]:>10,.0f} ticks/s{extra}"
                 )
+            pair = (compared / "tickstream", compared / "flink" / "flink-bars.jsonl")
+            if topics[name] == "es" and all(p.exists() for p in pair):
+                print("  " + compare_bars(*pair))
+            for ours, label in (("cold", "cold tickstream"), ("tickstream", "warm tickstream")):
+                if ours in rates and "flink" in rates:
+                    ratio = rates[ours] / rates["flink"]
+                    print(f"  {label + ' / Flink SQL':<37} {ratio:>18.2f}x")
             others = ("original", "parquet-lake", "all-stats", "serial-writes", "lean-delta")
             for other in (*others, "no-stats", "spark-bars"):
                 if "tickstream" in rates and other in rates:

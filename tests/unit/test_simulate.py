@@ -85,3 +85,12 @@ def test_a_producer_behind_the_rate_never_gets_a_clock_ahead_of_the_ticks_to_com
         time.sleep(0.05)
         clocks.append(source.clock_ms() or 0)
     assert len(clocks) >= 3
+
+
+def test_a_step_below_one_millisecond_packs_ticks_into_fewer_milliseconds() -> None:
+    ticks = run(SimulateSource(["A", "B"], 0, seed=3, count=10_000, start_ms=1000, step_ms=0.25))
+    times = [t.ts_epoch_ms for t in ticks]
+    assert times == sorted(times)
+    assert times[0] == 1000
+    assert times[-1] == 1000 + 9_999 // 4
+    assert len(set(times)) == 2_500

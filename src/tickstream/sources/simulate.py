@@ -57,6 +57,7 @@ class SimulateSource(TickSource):
         start_ms: int | None = None,
         start_prices: Mapping[str, float] | None = None,
         drift: float = 0.0,
+        step_ms: float = 1.0,
         stop: threading.Event | None = None,
     ) -> None:
         super().__init__(stop)
@@ -67,6 +68,9 @@ class SimulateSource(TickSource):
         self.count = count
         self.duration_s = duration_s
         self.synthetic_clock = start_ms is not None
+        # On a synthetic clock as fast as possible, the event time between two ticks (a
+        # benchmark packs many ticks into a few open windows with a step below 1 ms).
+        self.step_ms = step_ms
         self.start_ms = start_ms if start_ms is not None else now_ms()
         prices = {**DEFAULT_START_PRICES, **(start_prices or {})}
         self._log_price = np.log([prices.get(s, FALLBACK_PRICE) for s in self.symbols])
@@ -137,7 +141,10 @@ class SimulateSource(TickSource):
         if self.rate > 0:
             return self._timestamps_at(index)
         if self.synthetic_clock:
-            return self.start_ms + index  # as fast as possible: one tick per millisecond
+            # As fast as possible: one tick per millisecond, or per ``step_ms``.
+            if self.step_ms == 1.0:
+                return self.start_ms + index
+            return self.start_ms + np.floor(index * self.step_ms).astype(np.int64)
         return np.full(n, now_ms(), dtype=np.int64)
 
     def generate(self, n: int) -> TickChunk:

@@ -144,7 +144,8 @@ class SimulateSource(TickSource):
             # As fast as possible: one tick per millisecond, or per ``step_ms``.
             if self.step_ms == 1.0:
                 return self.start_ms + index
-            return self.start_ms + np.floor(index * self.step_ms).astype(np.int64)
+            steps: np.ndarray = np.floor(index * self.step_ms).astype(np.int64)
+            return self.start_ms + steps
         return np.full(n, now_ms(), dtype=np.int64)
 
     def generate(self, n: int) -> TickChunk:

@@ -137,16 +137,17 @@ def drain_cold(settings: Settings, out: Path) -> None:
         **os.environ,
         **{k: v for k, v in settings_env(settings).items() if k not in COLD_DEFAULTS},
     }
+    command([str(REPO / ".venv" / "bin" / "tickstream"), "stream", "--once"], env=env)
+
+
+def command(args: list[str], env: dict[str, str] | None = None) -> str:
+    """Run a design's command to its end; its output, or the run stops with its error's end."""
     result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "tickstream"), "stream", "--once"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=3600,
+        args, env=env, capture_output=True, text=True, check=False, timeout=3600
     )
     if result.returncode != 0:
-        raise SystemExit(f"tickstream stream --once failed: {result.stderr[-2000:]}")
+        raise SystemExit(f"{' '.join(args[:3])} failed: {result.stderr[-3000:]}")
+    return result.stdout
 
 
 # --- Flink SQL as a design (bench/flink_bars.py, in a venv of its own) ---------------------------
@@ -186,51 +187,29 @@ def flink_setup(jars_dir: Path) -> tuple[Path, Path]:
     return python, next(folder.glob("flink-sql-connector-kafka-*.jar"))
 
 
+def _flink_bars(settings: Settings, out: Path, python: Path, jar: Path, *extra: str) -> str:
+    """bench/flink_bars.py on the settings' topic, bars into ``out/flink-bars.jsonl``; its
+    last line of output (a JSON object with the bars and the query's seconds)."""
+    out.mkdir(parents=True, exist_ok=True)
+    script = str(REPO / "bench" / "flink_bars.py")
+    topic, bootstrap = settings.kafka_topic, settings.kafka_bootstrap_servers
+    output = command(
+        [str(python), script, bootstrap, topic, str(out / "flink-bars.jsonl"), str(jar), *extra]
+    )
+    return output.strip().splitlines()[-1]
+
+
 def drain_flink_warm(settings: Settings, out: Path, python: Path, jar: Path) -> float:
     """Flink SQL on the topic after the same query on the warm-up topic in the same JVM: the
     second query's own seconds, as Flink reports them (warm, like ``tickstream``)."""
-    out.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [
-            str(python),
-            str(REPO / "bench" / "flink_bars.py"),
-            settings.kafka_bootstrap_servers,
-            settings.kafka_topic,
-            str(out / "flink-bars.jsonl"),
-            str(jar),
-            "--warm-up",
-            "warmup",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=3600,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"the Flink SQL job failed: {result.stderr[-3000:]}")
-    return float(json.loads(result.stdout.strip().splitlines()[-1])["seconds"])
+    line = _flink_bars(settings, out, python, jar, "--warm-up", "warmup")
+    return float(json.loads(line)["seconds"])
 
 
 def drain_flink(settings: Settings, out: Path, python: Path, jar: Path) -> None:
     """Flink SQL's bars of the topic (bench/flink_bars.py), parallelism 2, into
     ``out/flink-bars.jsonl``: a new process and JVM (a local mini-cluster), like ``cold``."""
-    out.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [
-            str(python),
-            str(REPO / "bench" / "flink_bars.py"),
-            settings.kafka_bootstrap_servers,
-            settings.kafka_topic,
-            str(out / "flink-bars.jsonl"),
-            str(jar),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=3600,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"the Flink SQL job failed: {result.stderr[-3000:]}")
+    _flink_bars(settings, out, python, jar)
 
 
 BAR_FIELDS = ("open", "high", "low", "close", "volume", "trade_count")

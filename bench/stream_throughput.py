@@ -18,14 +18,22 @@ of the test data; the JVM's start-up is timed separately):
   its tick archive with one task;
 - ``builtin`` (``--designs ...,builtin``): the design spike of Spark's built-in stateful
   operators (see ``drain_builtin`` and docs/engine.md);
+- ``cold``: ``tickstream stream --once`` as a user runs it (a new process and JVM, the product's
+  defaults); it is also run on an empty topic, and its rate is the input over the difference;
+- ``flink`` / ``flink-warm``: Flink SQL as a design (``bench/flink_bars.py``: PyFlink in a venv
+  the bench makes, Flink's Kafka SQL connector through Maven; versions in versions.env), cold
+  like ``cold``, or warm (the same query on the warm-up topic first, in the same JVM); its bars
+  are checked equal to tickstream's on the ES ticks;
 - ``original``: the design tickstream started from, written here as the baseline: six queries on
   one topic (bars to Parquet, bars to CSV, ticks to Parquet, ticks to CSV, raw JSON to Parquet and
   to text), each with ``from_json``, the bars with dedup on (symbol, ts_epoch_ms) and
   ``first``/``last`` in a windowed aggregation, file sinks; all six run at once.
 
-Inputs: the 500,000 real ES ticks (``../shared/data``, or the 120,000 of the test data), and a
+Inputs: the 500,000 real ES ticks (``../shared/data``, or the 120,000 of the test data), a
 simulated market of ``--sim-ticks`` ticks over ``--symbols`` symbols (one tick per millisecond of
-event time). Each input is drained ``--rounds`` times by each design, in a rotating order (the
+event time: windows close as it runs), and ``--state-ticks`` simulated ticks over 10 s of event
+time (every tick in an open window: a realistic state). Each input's largest dedup-index state
+is printed. Each input is drained ``--rounds`` times by each design, in a rotating order (the
 first drain of an input is slower, whichever design runs it); prints each design's best in
 ticks/s, and the ratios of tickstream to the original design and to the pre-Delta lake writer.
 

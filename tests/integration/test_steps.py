@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -163,16 +164,35 @@ def copies(df: DataFrame) -> dict[tuple[str | None, int, int], str | None]:
     }
 
 
+PRODUCER = "3f9c0a7d5e21b6c4"
+# The same cases with the producer's own event_ids, which the index keeps in chunks of
+# sequence numbers ("a" and "b" share a chunk) instead of whole.
+NUMBERED = {
+    "a": f"{PRODUCER}-5",
+    "b": f"{PRODUCER}-6",
+    "c": "0123456789abcdef-70",
+    "old": f"{PRODUCER}-1000",
+}
+
+
+@pytest.fixture(params=["whole", "numbered"])
+def name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """The event_id a test's tick ``a``, ``b``... has: as such, or the producer's form."""
+    if request.param == "whole":
+        return lambda n: n
+    return NUMBERED.__getitem__
+
+
 def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, tmp_path: Path, name: Callable[[str], str]
 ) -> None:
     """The index in Spark's state store, batch after batch, as the job calls it."""
     index = Index((tmp_path / "index").as_posix(), partitions=3, run_id=str(uuid.uuid4()))
     first = [
-        tick(60_100, 10.0, "a", "accepted", partition=1),
-        tick(60_100, 10.0, "a", "duplicate", partition=2),  # the later copy by partition
-        tick(60_050, 11.0, "b", "accepted"),
-        tick(60_200, 99.0, "b", "conflict", partition=1),  # same id, other content
+        tick(60_100, 10.0, name("a"), "accepted", partition=1),
+        tick(60_100, 10.0, name("a"), "duplicate", partition=2),  # the later copy by partition
+        tick(60_050, 11.0, name("b"), "accepted"),
+        tick(60_200, 99.0, name("b"), "conflict", partition=1),  # same id, other content
         other("heartbeat", None, 200_000, 2, b"{}"),
         other("reject", "malformed_json", None, 0, b"{oops"),
     ]
@@ -180,9 +200,9 @@ def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
     assert got == {(r[7], r[10], r[11]): r[-1] for r in first}
 
     second = [
-        tick(60_100, 10.0, "a", "duplicate"),  # its first copy is in the index, from batch 0
-        tick(60_050, 12.0, "b", "conflict", partition=2),
-        tick(120_500, 12.0, "c", "accepted", partition=1),
+        tick(60_100, 10.0, name("a"), "duplicate"),  # its first copy is in the index, from batch 0
+        tick(60_050, 12.0, name("b"), "conflict", partition=2),
+        tick(120_500, 12.0, name("c"), "accepted", partition=1),
     ]
     got = copies(classify(keyed_rows(spark, second), index, batch_id=1, watermark_ms=60_000))
     assert got == {(r[7], r[10], r[11]): r[-1] for r in second}
@@ -193,20 +213,72 @@ def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
     # The watermark passes 120,000: the entries of the window ending at 120,000 (a and b) are
     # evicted; a reuse of "a" in an open window is then a new tick, "c" is still known.
     third = [
-        tick(180_100, 30.0, "a", "accepted"),
-        tick(120_500, 12.0, "c", "duplicate", partition=2),
+        tick(180_100, 30.0, name("a"), "accepted"),
+        tick(120_500, 12.0, name("c"), "duplicate", partition=2),
     ]
     got = copies(classify(keyed_rows(spark, third), index, batch_id=2, watermark_ms=120_000))
     assert got == {(r[7], r[10], r[11]): r[-1] for r in third}
 
 
 def test_the_dedup_index_leaves_late_ticks_and_other_messages_alone(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, tmp_path: Path, name: Callable[[str], str]
 ) -> None:
     index = Index((tmp_path / "index").as_posix(), partitions=2, run_id=str(uuid.uuid4()))
-    rows = [tick(1_000, 9.0, "old", "accepted"), other("heartbeat", None, 5, 0, b"{}")]
+    rows = [tick(1_000, 9.0, name("old"), "accepted"), other("heartbeat", None, 5, 0, b"{}")]
     got = copies(classify(keyed_rows(spark, rows), index, batch_id=0, watermark_ms=60_000))
     assert set(got.values()) == {None}  # late: not looked up, not added
-    rows = [tick(61_000, 9.0, "old", "accepted")]
+    rows = [tick(61_000, 9.0, name("old"), "accepted")]
     got = copies(classify(keyed_rows(spark, rows), index, batch_id=1, watermark_ms=60_000))
     assert set(got.values()) == {"accepted"}
+
+
+def test_numbered_event_ids_are_kept_per_number_across_chunks_and_evictions(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Numbers 60-75 span two chunks (0-63, 64-127) and two windows: evicting one window
+    clears its numbers only, in both chunks, and the rest are still known."""
+    index = Index((tmp_path / "index").as_posix(), partitions=2, run_id=str(uuid.uuid4()))
+
+    def at(n: int, ts: int, copy: str, **kw: Any) -> tuple[Any, ...]:
+        return tick(ts, 10.0, f"{PRODUCER}-{n}", copy, **kw)
+
+    first = [at(n, 60_100 if n <= 70 else 120_100, "accepted") for n in range(60, 76)]
+    got = copies(classify(keyed_rows(spark, first), index, batch_id=0, watermark_ms=0))
+    assert set(got.values()) == {"accepted"}
+
+    # The watermark passes 120,000: numbers 60-70 leave, 71-75 stay.
+    second = [
+        at(60, 180_100, "accepted"),  # reused in an open window: a new tick
+        at(66, 180_200, "accepted", partition=1),
+        at(71, 120_100, "duplicate"),
+        at(75, 120_999, "conflict", partition=2),
+    ]
+    got = copies(classify(keyed_rows(spark, second), index, batch_id=1, watermark_ms=120_000))
+    assert got == {(r[7], r[10], r[11]): r[-1] for r in second}
+
+
+def test_only_the_canonical_spelling_of_a_number_is_kept_as_one(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Event_ids are strings: "-05", "-5", upper-case hex and a longer prefix are four ids,
+    each accepted once, though three of them spell the producer's number 5 another way."""
+    index = Index((tmp_path / "index").as_posix(), partitions=2, run_id=str(uuid.uuid4()))
+    spellings = [
+        f"{PRODUCER}-5",
+        f"{PRODUCER}-05",
+        f"{PRODUCER.upper()}-5",
+        f"0{PRODUCER}-5",
+        f"{PRODUCER}-0",
+        f"{PRODUCER}-00",
+        f"{PRODUCER}-9223372036854775807",  # 19 digits: kept whole
+    ]
+    rows = [
+        tick(60_100 + i, 10.0, eid, copy, partition=partition)
+        for partition, copy in ((0, "accepted"), (1, "duplicate"))
+        for i, eid in enumerate(spellings)
+    ]
+    got = copies(classify(keyed_rows(spark, rows), index, batch_id=0, watermark_ms=0))
+    assert got == {(r[7], r[10], r[11]): r[-1] for r in rows}
+    again = [tick(60_100 + i, 10.0, e, "duplicate", partition=2) for i, e in enumerate(spellings)]
+    got = copies(classify(keyed_rows(spark, again), index, batch_id=1, watermark_ms=0))
+    assert set(got.values()) == {"duplicate"}

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
 # A batch's tick archive is written by one task per this many rows (up to one per core).
 ARCHIVE_ROWS_PER_FILE = 100_000
+SEQUENCES = "sequences"  # the index record's word for chunks of sequence numbers
 
 
 class StoppedError(RuntimeError):
@@ -107,14 +109,15 @@ class BarsJob:
         """Check the lake and the bars topics, serve the metrics, and open the dedup index:
         what :meth:`process` needs before a first micro-batch (``start`` calls it)."""
         try:
-            partitions = self._prepare_lake()
+            layout = self._prepare_lake()
         except OSError as exc:  # a wrong endpoint or key, a missing bucket, a read-only folder
             raise self.root.unreachable(exc) from None
         if self.publisher is not None:
             self.publisher.check_topics()
         if self.metrics is not None:
             self._serve_metrics(self.metrics)
-        self.index = Index(self.root.index(), partitions, str(uuid.uuid4()))
+        run_id = str(uuid.uuid4())
+        self.index = Index(self.root.index(), layout.partitions, run_id, layout.sequences)
 
     def start(self, *, once: bool = False) -> StreamingQuery:
         """Start the query; ``once`` processes what the topic holds now, then stops."""
@@ -153,8 +156,8 @@ class BarsJob:
                 "set METRICS_PORT to a free port (or unset it to turn metrics off)",
             ) from None
 
-    def _prepare_lake(self) -> int:
-        """Check the lake before the query starts; returns the dedup index's partitions."""
+    def _prepare_lake(self) -> IndexLayout:
+        """Check the lake before the query starts; returns the dedup index's layout."""
         self.state.latest()  # a record this engine cannot read: one line now, not a failed batch
         old = parquet_tables(self.root)
         if old:
@@ -164,7 +167,7 @@ class BarsJob:
                 "run `tickstream lake convert` to turn them into Delta tables in place",
             )
         self.root.make_root()
-        return index_partitions(self.root, self.spark.sparkContext.defaultParallelism)
+        return index_layout(self.root, self.spark.sparkContext.defaultParallelism)
 
     def _watermark(self) -> int | None:
         report = self.last_report
@@ -365,19 +368,32 @@ class BarsJob:
         return self.state.latest()
 
 
-def index_partitions(lake: Lake, default: int) -> int:
-    """The dedup index's number of state partitions: ``default`` for a new lake, then fixed.
+@dataclass(frozen=True)
+class IndexLayout:
+    """How the dedup index is laid out: fixed for the life of the index."""
 
-    The default is one per core Spark has at the first start: each partition's store costs a
-    task and a commit per micro-batch, so more partitions than cores only add fixed cost.
-    Event_ids are assigned to state partitions by a hash modulo this number, so it is recorded
-    with the checkpoints on the first start and read back on every later one.
+    partitions: int
+    sequences: bool  # the producer's event_ids kept in chunks of sequence numbers
+
+
+def index_layout(lake: Lake, default: int) -> IndexLayout:
+    """The dedup index's layout: ``default`` partitions and chunks for a new lake, then fixed.
+
+    The default is one state partition per core Spark has at the first start: each
+    partition's store costs a task and a commit per micro-batch, so more partitions than cores
+    only add fixed cost. Event_ids are assigned to state partitions by a hash modulo this
+    number, so it is recorded with the checkpoints on the first start and read back on every
+    later one. So is where the producer's own event_ids (``<producer>-<n>``) are kept: in
+    chunks of sequence numbers (``DedupIndex``), or, in an index recorded before chunks
+    existed, whole like any other event_id (a chunk is looked up where the id is not).
     """
     record = lake.read_text(*Lake.INDEX_RECORD)
     if record is not None:
-        return int(json.loads(record)["partitions"])
-    lake.write_text(Lake.INDEX_RECORD, json.dumps({"partitions": default}) + "\n")
-    return default
+        recorded = json.loads(record)
+        return IndexLayout(int(recorded["partitions"]), recorded.get("event_ids") == SEQUENCES)
+    layout = {"partitions": default, "event_ids": SEQUENCES}
+    lake.write_text(Lake.INDEX_RECORD, json.dumps(layout) + "\n")
+    return IndexLayout(default, True)
 
 
 def _by_time(key: P.Key) -> tuple[int, str]:

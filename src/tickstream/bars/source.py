@@ -97,6 +97,9 @@ class Index:
     location: str  # a path or URI Spark's filesystems understand
     partitions: int
     run_id: str  # this run of the query: a new one at each start
+    # The producer's event_ids (<16 hex digits>-<n>) in chunks of sequence numbers, one state
+    # entry per 64 numbers instead of one per id; any other event_id is kept whole.
+    sequences: bool = True
 
 
 def classify(batch: DataFrame, index: Index, batch_id: int, watermark_ms: int) -> DataFrame:
@@ -116,5 +119,6 @@ def classify(batch: DataFrame, index: Index, batch_id: int, watermark_ms: int) -
         batch_id,
         watermark_ms,
         index.partitions,
+        index.sequences,
     )
     return DataFrame(classified, batch.sparkSession).drop("indexed")

@@ -198,7 +198,7 @@ class Lake:
         return self.url(CHECKPOINTS, "bars_index")
 
     STATE = (CHECKPOINTS, "bars_state")  # the driver's record of each batch
-    INDEX_RECORD = (CHECKPOINTS, "bars_index.json")  # the dedup index's partition count
+    INDEX_RECORD = (CHECKPOINTS, "bars_index.json")  # the dedup index's layout
     STAGING = (CHECKPOINTS, "staging")  # files on their way into place (local disk)
     OFFSETS = (CHECKPOINTS, "bars", "offsets")  # Spark's offset log: the batches planned
     COMMITS = (CHECKPOINTS, "bars", "commits")  # Spark's commit log: the batches done

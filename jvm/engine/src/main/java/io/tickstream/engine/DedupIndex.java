@@ -15,6 +15,7 @@ import java.util.UUID;
 
 import org.apache.spark.TaskContext;
 import org.apache.spark.rdd.RDD;
+import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.catalyst.InternalRow;
@@ -24,6 +25,7 @@ import org.apache.spark.sql.catalyst.expressions.UnsafeProjection;
 import org.apache.spark.sql.catalyst.expressions.UnsafeRow;
 import org.apache.spark.sql.catalyst.expressions.codegen.UnsafeRowWriter;
 import org.apache.spark.sql.classic.SparkSession;
+import org.apache.spark.sql.functions;
 import org.apache.spark.sql.execution.streaming.state.NoPrefixKeyStateEncoderSpec;
 import org.apache.spark.sql.execution.streaming.state.PrefixKeyScanStateEncoderSpec;
 import org.apache.spark.sql.execution.streaming.state.StateStore;
@@ -83,6 +85,15 @@ public final class DedupIndex {
       new StructType().add("event_ids", DataTypes.BinaryType, false);
   static final StructType MARK = new StructType().add("one", DataTypes.ByteType, false);
   static final String WINDOWS = "windows";
+  static final String SEQUENCES = "sequences";
+  static final String SEQUENCE_EXPIRY = "sequence_expiry";
+  static final StructType CHUNK_KEY =
+      new StructType()
+          .add("producer", DataTypes.LongType, false)
+          .add("chunk", DataTypes.LongType, false);
+  static final StructType CHUNK_VALUE = new StructType().add("slots", DataTypes.BinaryType, false);
+  /** Event_ids of the producer's form, for the shuffle: {@link SequenceIds}, canonical only. */
+  static final String SEQUENCE_ID = "^[0-9a-f]{16}-(0|[1-9][0-9]{0,17})$";
   static final StructType WINDOWS_KEY =
       new StructType().add("window_end_ms", DataTypes.LongType, false);
 
@@ -98,6 +109,8 @@ public final class DedupIndex {
    * @param batchId the micro-batch: the store is read at this version and commits the next
    * @param watermarkMs the job's watermark in force: entries of windows ended by then are evicted
    * @param partitions the number of state partitions (fixed for the life of the index)
+   * @param sequences whether event_ids of the producer's form are kept in chunks of sequence
+   *     numbers ({@link SequenceIds}); fixed for the life of the index, like {@code partitions}
    */
   public static Dataset<Row> classify(
       Dataset<Row> batch,
@@ -105,9 +118,26 @@ public final class DedupIndex {
       String runId,
       long batchId,
       long watermarkMs,
-      int partitions) {
+      int partitions,
+      boolean sequences) {
+    Column id = batch.col("event_id");
+    // The rows of one chunk meet in one task; any other event_id is partitioned by itself,
+    // with the same hash as an index without chunks.
+    Column key =
+        sequences
+            ? functions
+                .when(
+                    id.rlike(SEQUENCE_ID),
+                    functions.concat(
+                        functions.substring(id, 1, 16),
+                        functions.lit("/"),
+                        functions
+                            .shiftright(functions.substring(id, 18, 18).cast("long"), SequenceIds.SHIFT)
+                            .cast("string")))
+                .otherwise(id)
+            : id;
     org.apache.spark.sql.classic.Dataset<Row> input =
-        (org.apache.spark.sql.classic.Dataset<Row>) batch.repartition(partitions, batch.col("event_id"));
+        (org.apache.spark.sql.classic.Dataset<Row>) batch.repartition(partitions, key);
     SparkSession session = input.sparkSession();
     StructType schema = input.schema();
     StructType output = schema.add(COPY, DataTypes.StringType, true);
@@ -116,7 +146,7 @@ public final class DedupIndex {
     RDD<InternalRow> classified =
         new StateStoreRDD<InternalRow, InternalRow>(
             rows,
-            new Update(schema, output, batchId, watermarkMs),
+            new Update(schema, output, batchId, watermarkMs, sequences),
             location,
             UUID.fromString(runId),
             0L,
@@ -154,8 +184,10 @@ public final class DedupIndex {
     private final int windowEnd;
     private final int partition;
     private final int offset;
+    private final boolean sequences;
 
-    Update(StructType input, StructType output, long batchId, long watermarkMs) {
+    Update(StructType input, StructType output, long batchId, long watermarkMs, boolean sequences) {
+      this.sequences = sequences;
       this.output = output;
       this.batchId = batchId;
       this.watermarkMs = watermarkMs;
@@ -183,6 +215,22 @@ public final class DedupIndex {
           new NoPrefixKeyStateEncoderSpec(WINDOWS_KEY),
           false,
           false);
+      if (sequences) {
+        store.createColFamilyIfAbsent(
+            SEQUENCES,
+            CHUNK_KEY,
+            CHUNK_VALUE,
+            new NoPrefixKeyStateEncoderSpec(CHUNK_KEY),
+            false,
+            false);
+        store.createColFamilyIfAbsent(
+            SEQUENCE_EXPIRY,
+            EXPIRY_KEY,
+            EXPIRY_VALUE,
+            new PrefixKeyScanStateEncoderSpec(EXPIRY_KEY, 1),
+            false,
+            false);
+      }
       // A task that fails before its commit leaves the version unwritten (Spark runs it again).
       TaskContext.get()
           .addTaskCompletionListener(
@@ -197,19 +245,70 @@ public final class DedupIndex {
 
       List<InternalRow> rows = new ArrayList<>();
       List<Integer> ticks = new ArrayList<>();
+      Chunks chunks = new Chunks(store, keys);
+      long[] parsed = new long[2];
       while (input.hasNext()) {
         InternalRow row = input.next().copy();
         if (!row.isNullAt(indexed) && row.getBoolean(indexed)) {
-          ticks.add(rows.size());
+          if (sequences && SequenceIds.parse(row.getUTF8String(eventId), parsed)) {
+            chunks.note(rows.size(), parsed[0], parsed[1]);
+          } else {
+            ticks.add(rows.size());
+          }
         }
         rows.add(row);
       }
-      // The first copy of an event_id in the batch is the first by Kafka partition and offset:
-      // an order that does not depend on how the shuffle delivered the rows.
+      UTF8String[] copies = new UTF8String[rows.size()];
+      Map<Long, EventIds> added = classifyIds(store, keys, rows, ticks, copies);
+      Map<Long, Map<Chunk, Long>> addedNumbers = chunks.classify(rows, copies);
+      for (Map.Entry<Long, EventIds> window : added.entrySet()) {
+        long end = window.getKey();
+        store.put(keys.expiry(end, batchId), keys.blob(window.getValue().bytes()), EXPIRY);
+        store.put(keys.window(end), keys.one(), WINDOWS);
+      }
+      for (Map.Entry<Long, Map<Chunk, Long>> window : addedNumbers.entrySet()) {
+        long end = window.getKey();
+        store.put(
+            keys.expiry(end, batchId), keys.blob(Chunk.listed(window.getValue())), SEQUENCE_EXPIRY);
+        store.put(keys.window(end), keys.one(), WINDOWS);
+      }
+      store.commit();
+
+      UnsafeProjection project = UnsafeProjection.create(output);
+      JoinedRow joined = new JoinedRow();
+      GenericInternalRow extra = new GenericInternalRow(1);
+      return CollectionConverters.asScala(
+          new java.util.Iterator<InternalRow>() {
+            private int next = 0;
+
+            @Override
+            public boolean hasNext() {
+              return next < copies.length;
+            }
+
+            @Override
+            public InternalRow next() {
+              extra.update(0, copies[next]);
+              return project.apply(joined.apply(rows.get(next++), extra));
+            }
+          });
+    }
+
+    /**
+     * The event_ids indexed whole: each looked up (and, when new, written) one by one. The
+     * first copy of an event_id in the batch is the first by Kafka partition and offset: an
+     * order that does not depend on how the shuffle delivered the rows. Returns the ids added,
+     * by window end.
+     */
+    private Map<Long, EventIds> classifyIds(
+        StateStore store,
+        Keys keys,
+        List<InternalRow> rows,
+        List<Integer> ticks,
+        UTF8String[] copies) {
       ticks.sort(
           Comparator.comparingInt((Integer i) -> rows.get(i).getInt(partition))
               .thenComparingLong(i -> rows.get(i).getLong(offset)));
-      UTF8String[] copies = new UTF8String[rows.size()];
       Map<UTF8String, Long> known = new HashMap<>(ticks.size() * 2);
       Map<Long, EventIds> added = new HashMap<>();
       String main = StateStore.DEFAULT_COL_FAMILY_NAME();
@@ -235,31 +334,111 @@ public final class DedupIndex {
           copies[i] = first == hash ? DUPLICATE : CONFLICT;
         }
       }
-      for (Map.Entry<Long, EventIds> window : added.entrySet()) {
-        long end = window.getKey();
-        store.put(keys.expiry(end, batchId), keys.blob(window.getValue().bytes()), EXPIRY);
-        store.put(keys.window(end), keys.one(), WINDOWS);
+      return added;
+    }
+
+    /** The chunks of sequence numbers a task's rows touch, each read once and written once. */
+    private final class Chunks {
+      private final StateStore store;
+      private final Keys keys;
+      private final Map<Chunk, Chunk> touched = new HashMap<>();
+      private final List<Chunk> byIndex = new ArrayList<>();
+      private final Chunk probe = new Chunk(0, 0);
+      private Chunk last;
+      // The numbered rows, in arrival order: row index, its chunk's index, its slot.
+      private int size;
+      private int[] rowOf = new int[1024];
+      private int[] chunkOf = new int[1024];
+      private byte[] slotOf = new byte[1024];
+
+      Chunks(StateStore store, Keys keys) {
+        this.store = store;
+        this.keys = keys;
       }
-      store.commit();
 
-      UnsafeProjection project = UnsafeProjection.create(output);
-      JoinedRow joined = new JoinedRow();
-      GenericInternalRow extra = new GenericInternalRow(1);
-      return CollectionConverters.asScala(
-          new java.util.Iterator<InternalRow>() {
-            private int next = 0;
+      /** Row {@code i} holds sequence number {@code n} of {@code producer}. */
+      void note(int i, long producer, long n) {
+        long number = n >>> SequenceIds.SHIFT;
+        Chunk chunk = last;
+        if (chunk == null || chunk.producer != producer || chunk.number != number) {
+          probe.producer = producer;
+          probe.number = number;
+          chunk = touched.get(probe);
+          if (chunk == null) {
+            chunk = new Chunk(producer, number);
+            chunk.load(store, keys);
+            chunk.index = byIndex.size();
+            byIndex.add(chunk);
+            touched.put(chunk, chunk);
+          }
+          last = chunk;
+        }
+        if (size == rowOf.length) {
+          rowOf = java.util.Arrays.copyOf(rowOf, size * 2);
+          chunkOf = java.util.Arrays.copyOf(chunkOf, size * 2);
+          slotOf = java.util.Arrays.copyOf(slotOf, size * 2);
+        }
+        rowOf[size] = i;
+        chunkOf[size] = chunk.index;
+        slotOf[size] = (byte) (n & (SequenceIds.SLOTS - 1));
+        size++;
+      }
 
-            @Override
-            public boolean hasNext() {
-              return next < copies.length;
-            }
+      /**
+       * Classifies the numbered rows: a number present before the batch is a duplicate or a
+       * conflict by its stored hash; otherwise its first copy by Kafka partition and offset is
+       * accepted and the others compared with it. Writes each changed chunk; returns the
+       * slots added, by window end and chunk.
+       */
+      Map<Long, Map<Chunk, Long>> classify(List<InternalRow> rows, UTF8String[] copies) {
+        for (int k = 0; k < size; k++) {
+          Chunk chunk = byIndex.get(chunkOf[k]);
+          int slot = slotOf[k];
+          if ((chunk.present >>> slot & 1L) != 0) {
+            continue;
+          }
+          int i = rowOf[k];
+          int first = chunk.first[slot];
+          if (first < 0 || earlier(rows.get(i), rows.get(first))) {
+            chunk.first[slot] = i;
+          }
+        }
+        Map<Long, Map<Chunk, Long>> added = new HashMap<>();
+        for (int k = 0; k < size; k++) {
+          Chunk chunk = byIndex.get(chunkOf[k]);
+          int slot = slotOf[k];
+          int i = rowOf[k];
+          InternalRow row = rows.get(i);
+          long hash = row.getLong(content);
+          if ((chunk.present >>> slot & 1L) != 0) {
+            copies[i] = chunk.hashes[slot] == hash ? DUPLICATE : CONFLICT;
+          } else if (chunk.first[slot] == i) {
+            copies[i] = ACCEPTED;
+            chunk.hashes[slot] = hash;
+            chunk.fresh |= 1L << slot;
+            added
+                .computeIfAbsent(row.getLong(windowEnd), e -> new HashMap<>())
+                .merge(chunk, 1L << slot, (x, y) -> x | y);
+          } else {
+            long first = rows.get(chunk.first[slot]).getLong(content);
+            copies[i] = first == hash ? DUPLICATE : CONFLICT;
+          }
+        }
+        for (Chunk chunk : byIndex) {
+          if (chunk.fresh != 0) {
+            store.put(
+                keys.chunk(chunk.producer, chunk.number),
+                keys.slots(SequenceIds.encode(chunk.present | chunk.fresh, chunk.hashes)),
+                SEQUENCES);
+          }
+        }
+        return added;
+      }
 
-            @Override
-            public InternalRow next() {
-              extra.update(0, copies[next]);
-              return project.apply(joined.apply(rows.get(next++), extra));
-            }
-          });
+      private boolean earlier(InternalRow a, InternalRow b) {
+        int byPartition = Integer.compare(a.getInt(partition), b.getInt(partition));
+        return byPartition != 0 ? byPartition < 0 : a.getLong(offset) < b.getLong(offset);
+      }
     }
 
     /**
@@ -291,7 +470,36 @@ public final class DedupIndex {
         for (UnsafeRow key : lists) {
           store.remove(key, EXPIRY);
         }
+        if (sequences) {
+          evictNumbers(store, keys, end);
+        }
         store.remove(keys.window(end), WINDOWS);
+      }
+    }
+
+    /** Clears the slots the batches added for window end {@code end}, chunk by chunk. */
+    private void evictNumbers(StateStore store, Keys keys, long end) {
+      Map<Chunk, Long> cleared = new HashMap<>();
+      List<UnsafeRow> lists = new ArrayList<>();
+      Iterator<UnsafeRowPair> entries = store.prefixScan(keys.window(end), SEQUENCE_EXPIRY);
+      while (entries.hasNext()) {
+        UnsafeRowPair entry = entries.next();
+        Chunk.read(entry.value().getBinary(0), cleared);
+        lists.add(entry.key().copy());
+      }
+      for (Map.Entry<Chunk, Long> each : cleared.entrySet()) {
+        Chunk chunk = each.getKey();
+        chunk.load(store, keys);
+        long present = chunk.present & ~each.getValue();
+        UnsafeRow key = keys.chunk(chunk.producer, chunk.number);
+        if (present == 0) {
+          store.remove(key, SEQUENCES);
+        } else {
+          store.put(key, keys.slots(SequenceIds.encode(present, chunk.hashes)), SEQUENCES);
+        }
+      }
+      for (UnsafeRow key : lists) {
+        store.remove(key, SEQUENCE_EXPIRY);
       }
     }
   }
@@ -326,6 +534,57 @@ public final class DedupIndex {
     }
   }
 
+  /** A chunk of {@link SequenceIds#SLOTS} sequence numbers of one producer, as a task sees it. */
+  static final class Chunk {
+    long producer;
+    long number; // n >>> SHIFT
+    int index;
+    long present; // the slots in the store before the batch
+    long fresh; // the slots this batch adds
+    final long[] hashes = new long[SequenceIds.SLOTS];
+    final int[] first; // per slot not present: the row of its first copy in the batch, or -1
+
+    Chunk(long producer, long number) {
+      this.producer = producer;
+      this.number = number;
+      this.first = new int[SequenceIds.SLOTS];
+      java.util.Arrays.fill(first, -1);
+    }
+
+    void load(StateStore store, Keys keys) {
+      UnsafeRow stored = store.get(keys.chunk(producer, number), SEQUENCES);
+      present = stored == null ? 0 : SequenceIds.decode(stored.getBinary(0), hashes);
+    }
+
+    /** The chunks and slots a batch added for one window end: (producer, number, slots)s. */
+    static byte[] listed(Map<Chunk, Long> slots) {
+      ByteBuffer out = ByteBuffer.allocate(24 * slots.size());
+      for (Map.Entry<Chunk, Long> each : slots.entrySet()) {
+        out.putLong(each.getKey().producer).putLong(each.getKey().number).putLong(each.getValue());
+      }
+      return out.array();
+    }
+
+    /** Adds the slots of a {@link #listed} value to {@code into}, by chunk. */
+    static void read(byte[] listed, Map<Chunk, Long> into) {
+      ByteBuffer in = ByteBuffer.wrap(listed);
+      while (in.hasRemaining()) {
+        Chunk chunk = new Chunk(in.getLong(), in.getLong());
+        into.merge(chunk, in.getLong(), (x, y) -> x | y);
+      }
+    }
+
+    @Override
+    public boolean equals(Object other) {
+      return other instanceof Chunk c && c.producer == producer && c.number == number;
+    }
+
+    @Override
+    public int hashCode() {
+      return Long.hashCode(producer * 31 + number);
+    }
+  }
+
   /** Reused writers for the store's keys and values (the store copies what it keeps). */
   private static final class Keys {
     private final UnsafeRowWriter id = new UnsafeRowWriter(1, 32);
@@ -334,6 +593,19 @@ public final class DedupIndex {
     private final UnsafeRowWriter blob = new UnsafeRowWriter(1, 4096);
     private final UnsafeRowWriter window = new UnsafeRowWriter(1);
     private final UnsafeRowWriter one = new UnsafeRowWriter(1);
+    private final UnsafeRowWriter chunk = new UnsafeRowWriter(2);
+    private final UnsafeRowWriter slots = new UnsafeRowWriter(1, 8 + 8 * SequenceIds.SLOTS);
+
+    UnsafeRow chunk(long producer, long number) {
+      start(chunk).write(0, producer);
+      chunk.write(1, number);
+      return chunk.getRow();
+    }
+
+    UnsafeRow slots(byte[] bytes) {
+      start(slots).write(0, bytes);
+      return slots.getRow();
+    }
 
     UnsafeRow id(UTF8String eventId) {
       start(id).write(0, eventId);

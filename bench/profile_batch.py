@@ -1,0 +1,291 @@
+"""Profile: where a micro-batch's time goes at a realistic state.
+
+Fills a topic on a local broker (3 partitions) with ``--ticks`` simulated ticks over 100 symbols
+whose event times span 10 s, so every tick stays in an open window and in the dedup index (the
+state of a 10,000/s feed at the original defaults is ~1.8M ticks), then drains it with the bars
+job (``--once``, micro-batches of ``--batch``, the product's default 500,000; bars topics off)
+in one Spark session (local[2]), warmed first on the 120,000 ES ticks of the test data unless
+``--cold``. It prints:
+
+- each micro-batch: its messages, wall time and the ticks in open windows after it;
+- for the measured drain, Spark's stages from its event log, grouped by where they were called
+  (the Python line): wall time, task run time and CPU time summed over tasks, GC, shuffle
+  bytes, and the wall time of the batches outside any stage (the driver, the lake's commits);
+- a CPU profile of the driver JVM (Java Flight Recorder, started before the drain and dumped
+  after it): the share of samples by the top frame's package group and the hottest methods.
+
+    .venv/bin/python bench/profile_batch.py                  # 2,000,000 ticks, batches of 500,000
+    .venv/bin/python bench/profile_batch.py --ticks 1000000 --batch 250000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from stream_throughput import SIM_START_MS, STATE_SPAN_MS, TEST_DATA, es, produce  # noqa: E402
+
+from tickstream.bars.job import BarsJob  # noqa: E402
+from tickstream.bars.report import BatchReport  # noqa: E402
+from tickstream.config import load_settings  # noqa: E402
+from tickstream.jvm.java import java_executable  # noqa: E402
+from tickstream.jvm.spark import build_spark, spark_conf  # noqa: E402
+from tickstream.kafka.local import LocalKafka, free_port  # noqa: E402
+from tickstream.sources.simulate import SimulateSource  # noqa: E402
+
+# The top frame of a CPU sample, grouped by what it belongs to (first match wins).
+GROUPS = (
+    ("RocksDB (JNI)", ("org.rocksdb.",)),
+    ("state store", ("org.apache.spark.sql.execution.streaming.state.",)),
+    ("dedup index", ("io.tickstream.engine.DedupIndex",)),
+    ("parse fast path", ("io.tickstream.engine.TickParser", "com.fasterxml.jackson.")),
+    ("Kafka client", ("org.apache.kafka.",)),
+    ("Parquet", ("org.apache.parquet.", "shaded.parquet.")),
+    ("generated code", ("org.apache.spark.sql.catalyst.expressions.GeneratedClass",)),
+    ("compression", ("org.xerial.snappy.", "com.github.luben.zstd", "net.jpountz.lz4")),
+    ("columnar cache", ("org.apache.spark.sql.execution.columnar.",)),
+    ("shuffle", ("org.apache.spark.shuffle.", "org.apache.spark.storage.", "org.apache.spark.io.")),
+    ("Spark SQL", ("org.apache.spark.sql.",)),
+    ("Spark core", ("org.apache.spark.",)),
+    ("Delta", ("io.delta.", "org.apache.spark.sql.delta.")),
+    ("Scala", ("scala.",)),
+    ("JDK", ("java.", "jdk.", "sun.")),
+)
+
+
+def group_of(frame: str) -> str:
+    for name, prefixes in GROUPS:
+        if frame.startswith(prefixes):
+            return name
+    return "other"
+
+
+def label(info: dict[str, Any]) -> str:
+    """What a stage of the bars job does, from the RDDs it runs (every stage is called from
+    the same Python line, the micro-batch function)."""
+    rdds = {r["Name"] for r in info["RDD Info"]}
+    scopes = {json.loads(r["Scope"]).get("name") for r in info["RDD Info"] if r.get("Scope")}
+    if "DataSourceRDD" in rdds:
+        return "read, parse, keys; shuffle write by event_id"
+    if info["Stage Name"].startswith("save"):
+        return "lake write (the tick archive's Parquet)"
+    if "StateStoreRDD" in rdds:
+        return "dedup index, cache, summary's map side"
+    if "SortAggregate" in scopes or "HashAggregate" in scopes:
+        return "summary's reduce side"
+    return f"other: {info['Stage Name'][:50]}"
+
+
+def stages(event_log: Path, since_ms: int) -> list[dict[str, Any]]:
+    """The completed stages of an event log file submitted after ``since_ms``."""
+    found = []
+    for line in event_log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        event = json.loads(line)
+        if event.get("Event") == "SparkListenerStageCompleted":
+            info = event["Stage Info"]
+            if info.get("Submission Time", 0) < since_ms:
+                continue
+            metrics = {a["Name"]: a.get("Value", 0) for a in info.get("Accumulables", [])}
+            found.append(
+                {
+                    "site": label(info),
+                    "start": info["Submission Time"],
+                    "end": info["Completion Time"],
+                    "tasks": info["Number of Tasks"],
+                    "run_ms": int(metrics.get("internal.metrics.executorRunTime", 0)),
+                    "cpu_ms": int(metrics.get("internal.metrics.executorCpuTime", 0)) // 10**6,
+                    "gc_ms": int(metrics.get("internal.metrics.jvmGCTime", 0)),
+                    "shuffle_mb": int(metrics.get("internal.metrics.shuffle.write.bytesWritten", 0))
+                    / 2**20,
+                }
+            )
+    return found
+
+
+def print_stages(found: list[dict[str, Any]], wall_s: float) -> None:
+    by_site: dict[str, dict[str, float]] = defaultdict(Counter)  # type: ignore[arg-type]
+    for s in found:
+        row = by_site[s["site"]]
+        row["stages"] += 1
+        row["wall_s"] += (s["end"] - s["start"]) / 1000
+        for key in ("run_ms", "cpu_ms", "gc_ms", "shuffle_mb"):
+            row[key] += s[key]
+    print(f"\nSpark stages of the drain ({wall_s:.1f}s wall), by what they do:")
+    heads = ("n", 4), ("wall s", 7), ("task s", 7), ("cpu s", 7), ("gc s", 5), ("shuf MB", 8)
+    print(f"  {'what the stage does':<58} " + " ".join(f"{h:>{w}}" for h, w in heads))
+    for site, row in sorted(by_site.items(), key=lambda kv: -kv[1]["wall_s"]):
+        print(
+            f"  {site[-58:]:<58} {row['stages']:>4.0f} {row['wall_s']:>7.1f} "
+            f"{row['run_ms'] / 1000:>7.1f} {row['cpu_ms'] / 1000:>7.1f} "
+            f"{row['gc_ms'] / 1000:>5.1f} {row['shuffle_mb']:>8.0f}"
+        )
+    # Wall time covered by at least one stage; the rest is the driver's.
+    intervals = sorted((s["start"], s["end"]) for s in found)
+    covered, reach = 0, 0
+    for start, end in intervals:
+        if end > reach:
+            covered += end - max(start, reach)
+            reach = end
+    print(
+        f"  wall time in at least one stage: {covered / 1000:.1f}s; outside any: "
+        f"{wall_s - covered / 1000:.1f}s (the driver: planning, commits, the lake's log)"
+    )
+
+
+def print_profile(jfr: Path, top: int) -> None:
+    jfr_tool = (java_executable() or Path("java")).parent / "jfr"
+    out = subprocess.run(
+        [str(jfr_tool), "print", "--json", "--events", "jdk.ExecutionSample", str(jfr)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    samples = json.loads(out)["recording"]["events"]
+    groups: Counter[str] = Counter()
+    methods: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    for sample in samples:
+        frames = sample["values"]["stackTrace"]["frames"] if sample["values"]["stackTrace"] else []
+        if not frames:
+            continue
+        method = frames[0]["method"]
+        name = f"{method['type']['name']}.{method['name']}".replace("/", ".")
+        groups[group_of(name)] += 1
+        methods[name] += 1
+        threads[(sample["values"]["sampledThread"] or {}).get("javaName", "?").split(" ")[0]] += 1
+    total = sum(groups.values()) or 1
+    print(f"\nJVM CPU samples (JFR, top frame): {total:,}")
+    for name, n in groups.most_common():
+        print(f"  {name:<22} {100 * n / total:5.1f}%")
+    print("  hottest methods:")
+    for name, n in methods.most_common(top):
+        print(f"    {100 * n / total:5.1f}%  {name[-100:]}")
+    print("  by thread:")
+    for name, n in threads.most_common(6):
+        print(f"    {100 * n / total:5.1f}%  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ticks", type=int, default=2_000_000)
+    parser.add_argument("--batch", type=int, default=500_000)
+    parser.add_argument("--cold", action="store_true", help="no warm-up drain first")
+    parser.add_argument("--top", type=int, default=25, help="hottest methods to print")
+    parser.add_argument("--keep", action="store_true", help="keep the event log and the JFR file")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="tickstream-profile-"))
+    events = home / "events"
+    events.mkdir()
+    broker = LocalKafka(
+        home / "broker", port=free_port(), jars_dir=REPO / ".tickstream" / "jars", heap="1g"
+    )
+    bootstrap = broker.start().bootstrap
+    base = load_settings(
+        {
+            "kafka_bootstrap_servers": bootstrap,
+            "console_bars": False,
+            "spark_master": "local[2]",
+            "tickstream_home": home,
+            "tickstream_jars_dir": REPO / ".tickstream" / "jars",
+            "max_offsets_per_trigger": args.batch,
+            "heartbeat_interval_sec": 1.0,
+            "bars_topic": "off",
+            "bars_live_topic": "off",
+        }
+    )
+    try:
+        symbols = [f"S{i:03d}" for i in range(100)]
+        produce(base, "warmup", es(TEST_DATA))
+        source = SimulateSource(
+            symbols,
+            0,
+            seed=11,
+            count=args.ticks,
+            start_ms=SIM_START_MS,
+            step_ms=STATE_SPAN_MS / args.ticks,
+        )
+        count = produce(base, "state", source)
+        opts = spark_conf(base)["spark.driver.extraJavaOptions"]
+        spark = build_spark(
+            base,
+            app_name="tickstream-profile",
+            extra={
+                "spark.eventLog.enabled": "true",
+                "spark.eventLog.dir": str(events),
+                "spark.eventLog.compress": "false",
+                "spark.driver.extraJavaOptions": opts,
+            },
+        )
+
+        def drain(topic: str) -> float:
+            settings = base.model_copy(
+                update={"kafka_topic": topic, "output_path": home / f"lake-{topic}"}
+            )
+
+            def note(report: BatchReport) -> None:
+                print(
+                    f"  batch {report.batch_id}: {report.messages:>9,} messages "
+                    f"{report.seconds:>6.1f}s  open-window ticks after it: {report.open_rows:,}"
+                )
+
+            job = BarsJob(settings, spark, on_batch=note)
+            t0 = time.perf_counter()
+            query = job.start(once=True)
+            query.awaitTermination()
+            if query.exception() is not None:
+                raise SystemExit(f"the job failed: {query.exception()}")
+            return time.perf_counter() - t0
+
+        if not args.cold:
+            print("warm-up drain (120,000 ES ticks):")
+            drain("warmup")
+        pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()  # type: ignore[union-attr]
+        jcmd = (java_executable() or Path("java")).parent / "jcmd"
+        jfr = home / "drain.jfr"
+        subprocess.run(
+            [str(jcmd), str(pid), "JFR.start", "name=drain", "settings=profile"],
+            check=True,
+            capture_output=True,
+        )
+        since = int(time.time() * 1000)
+        jvm = "cold" if args.cold else "warm"
+        print(f"\ndrain of {count:,} ticks, all in open windows ({jvm} JVM):")
+        wall = drain("state")
+        subprocess.run(
+            [str(jcmd), str(pid), "JFR.stop", "name=drain", f"filename={jfr}"],
+            check=True,
+            capture_output=True,
+        )
+        print(f"  {wall:.1f}s, {count / wall:,.0f} ticks/s")
+        spark.stop()
+        # Spark rolls its event log into a folder of files, in order.
+        logs = sorted(p for p in events.rglob("*") if p.is_file())
+        print(f"\nevent log: {[(p.name, p.stat().st_size) for p in logs]}")
+        print_stages([s for log in logs for s in stages(log, since)], wall)
+        print_profile(jfr, args.top)
+    finally:
+        broker.stop()
+        if args.keep:
+            print(f"kept: {events} and {home / 'drain.jfr'}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

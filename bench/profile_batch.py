@@ -34,7 +34,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from stream_throughput import SIM_START_MS, STATE_SPAN_MS, TEST_DATA, es, produce  # noqa: E402
+from stream_throughput import (  # noqa: E402
+    SHARED,
+    SIM_START_MS,
+    STATE_SPAN_MS,
+    TEST_DATA,
+    es,
+    produce,
+)
 
 from tickstream.bars.job import BarsJob  # noqa: E402
 from tickstream.bars.report import BatchReport  # noqa: E402
@@ -115,6 +122,16 @@ def stages(event_log: Path, since_ms: int) -> list[dict[str, Any]]:
     return found
 
 
+def print_timeline(found: list[dict[str, Any]], since_ms: int) -> None:
+    """Each stage in order: when it started (from the drain's start), how long, what it did."""
+    print("\nstages in order (start s, wall s, tasks, what):")
+    for s in sorted(found, key=lambda s: s["start"]):
+        print(
+            f"  {(s['start'] - since_ms) / 1000:>7.1f} {(s['end'] - s['start']) / 1000:>6.1f} "
+            f"{s['tasks']:>4}  {s['site']}"
+        )
+
+
 def print_stages(found: list[dict[str, Any]], wall_s: float) -> None:
     by_site: dict[str, dict[str, float]] = defaultdict(Counter)  # type: ignore[arg-type]
     for s in found:
@@ -187,6 +204,12 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="no warm-up drain first")
     parser.add_argument("--top", type=int, default=25, help="hottest methods to print")
     parser.add_argument("--keep", action="store_true", help="keep the event log and the JFR file")
+    parser.add_argument("--timeline", action="store_true", help="also print each stage in order")
+    parser.add_argument(
+        "--es",
+        action="store_true",
+        help="drain the real ES ticks instead (../shared/data's 500,000, else the test data's)",
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="tickstream-profile-"))
@@ -220,7 +243,11 @@ def main() -> None:
             start_ms=SIM_START_MS,
             step_ms=STATE_SPAN_MS / args.ticks,
         )
-        count = produce(base, "state", source)
+        if args.es:
+            path = SHARED if SHARED.is_file() else TEST_DATA
+            count, what = produce(base, "state", es(path)), f"real ES ticks ({path.name})"
+        else:
+            count, what = produce(base, "state", source), "ticks, all in open windows"
         opts = spark_conf(base)["spark.driver.extraJavaOptions"]
         spark = build_spark(
             base,
@@ -265,7 +292,7 @@ def main() -> None:
         )
         since = int(time.time() * 1000)
         jvm = "cold" if args.cold else "warm"
-        print(f"\ndrain of {count:,} ticks, all in open windows ({jvm} JVM):")
+        print(f"\ndrain of {count:,} {what} ({jvm} JVM):")
         wall = drain("state")
         subprocess.run(
             [str(jcmd), str(pid), "JFR.stop", "name=drain", f"filename={jfr}"],
@@ -277,7 +304,10 @@ def main() -> None:
         # Spark rolls its event log into a folder of files, in order.
         logs = sorted(p for p in events.rglob("*") if p.is_file())
         print(f"\nevent log: {[(p.name, p.stat().st_size) for p in logs]}")
-        print_stages([s for log in logs for s in stages(log, since)], wall)
+        found = [s for log in logs for s in stages(log, since)]
+        if args.timeline:
+            print_timeline(found, since)
+        print_stages(found, wall)
         print_profile(jfr, args.top)
     finally:
         broker.stop()

@@ -19,13 +19,22 @@ It also measures what a user waits for:
     .venv/bin/python bench/soak.py --short         # 2 minutes, 5-second bars
     (CI runs `--short --rate 5000 --seconds 60`: tests/integration/test_soak.py)
 
+With ``--rates R1,R2,...`` it steps the rate instead: one whole soak per rate (a new broker and
+JVM each, in a child process, with the other options), lowest first, until one fails its
+verdicts; it prints each step's verdict, p95 bar latency and lag, and the highest rate it
+sustained at those settings (the README's one number):
+
+    .venv/bin/python bench/soak.py --rates 10000,20000,30000 --seconds 360 --latency-target 5
+
 Exit code 0 when the verdicts hold, 1 when one fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -90,6 +99,49 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def step_rates(args: argparse.Namespace) -> int:
+    """One soak per rate, lowest first, until one fails; the highest that held is the figure."""
+    passed: float | None = None
+    rows = []
+    for rate in sorted(float(r) for r in args.rates.split(",")):
+        command = [sys.executable, __file__, "--rate", str(rate), "--every", str(args.every)]
+        command += ["--warmup", str(args.warmup), "--trigger", args.trigger]
+        command += ["--window", args.window, "--watermark", args.watermark]
+        if args.seconds:
+            command += ["--seconds", str(args.seconds)]
+        if args.latency_target is not None:
+            command += ["--latency-target", str(args.latency_target)]
+        if args.short:
+            command.append("--short")
+        print(f"\n=== step: {rate:,.0f} ticks/s ===", flush=True)
+        run = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+        print(run.stdout, end="", flush=True)
+        p95 = re.search(r"from the watermark passing .* p95 ([0-9.]+)s", run.stdout)
+        lag = re.search(r"after warm-up, +lag: .*second half low +([0-9,]+)", run.stdout)
+        rows.append(
+            (
+                rate,
+                "held" if run.returncode == 0 else "failed",
+                f"{p95.group(1)}s" if p95 else "-",
+                lag.group(1) if lag else "-",
+            )
+        )
+        if run.returncode != 0:
+            break
+        passed = rate
+    print(f"\nrate steps (bars of {args.window}, watermark {args.watermark}):")
+    print(
+        f"  {'ticks/s':>10} {'verdicts':>9} {'p95 after watermark':>20} {'lag low (2nd half)':>19}"
+    )
+    for rate, verdict, p95_text, lag_text in rows:
+        print(f"  {rate:>10,.0f} {verdict:>9} {p95_text:>20} {lag_text:>19}")
+    if passed is None:
+        print("highest sustained rate: none of the steps held")
+        return 1
+    print(f"highest sustained rate: {passed:,.0f} ticks/s (every verdict held)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,7 +160,13 @@ def main() -> int:
         "passes the window's end (the issue's target is 5)",
     )
     parser.add_argument("--short", action="store_true", help="2 min with 5-second bars")
+    parser.add_argument(
+        "--rates",
+        help="comma-separated rates to step through, one soak each, until one fails",
+    )
     args = parser.parse_args()
+    if args.rates:
+        return step_rates(args)
     if args.short:
         args.seconds = args.seconds or 120
         args.window, args.watermark, args.every = "5 seconds", "5 seconds", 3

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -195,6 +197,33 @@ def print_profile(jfr: Path, top: int) -> None:
         print(f"    {100 * n / total:5.1f}%  {name}")
 
 
+def thread_cpu(pid: int) -> Counter[str]:
+    """CPU seconds each thread of a process has used so far, summed by thread name (digits
+    dropped: "Executor task launch worker for task 3.0" and "for task 4.0" are one)."""
+    used: Counter[str] = Counter()
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = re.sub(r"[0-9]+", "#", name).strip()
+        used[name] += (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def print_cpu(before: dict[str, Counter[str]], after: dict[str, Counter[str]], wall: float) -> None:
+    print(f"\nCPU used during the drain, by process and thread ({wall:.1f}s wall, 2 cores):")
+    for process in after:
+        spent = after[process] - before[process]
+        total = sum(spent.values())
+        print(f"  {process:<28} {total:>6.1f}s ({total / wall:.2f} cores)")
+        for name, seconds in spent.most_common(6):
+            print(f"    {name:<26} {seconds:>6.1f}s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -290,16 +319,28 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
+        pids = {
+            "Spark's JVM (the job)": int(pid),
+            "the broker's JVM": broker.pid or 0,
+            "Python (the driver)": os.getpid(),
+        }
+        cpu_before = {name: thread_cpu(p) for name, p in pids.items()}
+        codegen = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics  # type: ignore[union-attr]
+        compiled_before = codegen.METRIC_COMPILATION_TIME().getCount()
         since = int(time.time() * 1000)
         jvm = "cold" if args.cold else "warm"
         print(f"\ndrain of {count:,} {what} ({jvm} JVM):")
         wall = drain("state")
+        cpu_after = {name: thread_cpu(p) for name, p in pids.items()}
+        compiled = codegen.METRIC_COMPILATION_TIME().getCount() - compiled_before
         subprocess.run(
             [str(jcmd), str(pid), "JFR.stop", "name=drain", f"filename={jfr}"],
             check=True,
             capture_output=True,
         )
         print(f"  {wall:.1f}s, {count / wall:,.0f} ticks/s")
+        print_cpu(cpu_before, cpu_after, wall)
+        print(f"  classes Spark generated and compiled during the drain: {compiled:,}")
         spark.stop()
         # Spark rolls its event log into a folder of files, in order.
         logs = sorted(p for p in events.rglob("*") if p.is_file())

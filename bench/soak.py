@@ -226,6 +226,8 @@ def main() -> int:
 
     samples: list[Sample] = []
     started = time.monotonic()
+    codegen = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics  # type: ignore[union-attr]
+    compiled: list[int] = []  # Spark's code generations so far, at each sample
     print(
         f"soak: {args.rate:,.0f} ticks/s for {args.seconds:g}s, "
         f"bars of {args.window}, watermark {args.watermark}"
@@ -252,6 +254,7 @@ def main() -> int:
                 lag=lag,
             )
             samples.append(s)
+            compiled.append(codegen.METRIC_COMPILATION_TIME().getCount())
             print(
                 f"{s.t:>10.0f}{s.produced:>10,}{s.state_rows:>10,}{s.heap_mb:>10.0f}"
                 f"{s.jvm_rss_mb:>10.0f}{s.py_rss_mb:>10.0f}{s.lag:>10,}"
@@ -320,6 +323,11 @@ def main() -> int:
             "window's end"
         ] = p95 <= args.latency_target * 1000
     print(f"produced {rate:,.0f} ticks/s on average over {samples[-1].t:.0f}s")
+    warm = int(len(samples) * args.warmup)
+    print(
+        f"classes Spark generated and compiled after the warm-up: {compiled[-1] - compiled[warm]:,}"
+        f" (in {len([b for b in batches if b.at >= started + samples[warm].t]):,} micro-batches)"
+    )
     print(
         f"bar latency after warm-up ({len(steady_latency):,} bars), from the watermark passing "
         f"the window's end to the bar in the lake: p50 {p50 / 1000:.1f}s p95 {p95 / 1000:.1f}s "

@@ -45,7 +45,9 @@ KEYED = T.StructType(
         T.StructField("content", T.LongType()),
     ]
 )
-CLASSIFIED = T.StructType([*KEYED.fields, T.StructField("copy", T.StringType())])
+CLASSIFIED = T.StructType(
+    [*KEYED.fields, T.StructField("copy", T.StringType()), T.StructField("batch_id", T.LongType())]
+)
 KAFKA_TIME = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
 
 
@@ -78,17 +80,16 @@ def batch(spark: SparkSession) -> DataFrame:
         tick(60_100, 10.0, "a", "duplicate", partition=2),
         tick(60_200, 99.0, "b", "conflict"),
         tick(120_500, 12.0, "c", "accepted", partition=1),
-        tick(1_000, 9.0, "old", "accepted"),  # its window ended at 60,000: late
+        tick(1_000, 9.0, "old", "late"),  # its window ended at 60,000: the index says late
         other("heartbeat", None, 200_000, 2, b"{}"),
         other("reject", "malformed_json", None, 0, b"{oops"),
     ]
-    return spark.createDataFrame(rows, CLASSIFIED)
+    return spark.createDataFrame([(*r, 5) for r in rows], CLASSIFIED)
 
 
-def test_late_comes_before_what_the_dedup_index_says(batch: DataFrame) -> None:
+def test_each_message_has_one_outcome(batch: DataFrame) -> None:
     outcomes = {
-        (r["event_id"], r["kafka_partition"]): r[OUTCOME]
-        for r in with_outcome(batch, watermark_ms=60_000).collect()
+        (r["event_id"], r["kafka_partition"]): r[OUTCOME] for r in with_outcome(batch).collect()
     }
     assert outcomes[("old", 0)] == "late"
     assert outcomes[("a", 0)] == "accepted"
@@ -99,7 +100,7 @@ def test_late_comes_before_what_the_dedup_index_says(batch: DataFrame) -> None:
 
 
 def test_one_summary_holds_every_count_and_the_partials(batch: DataFrame) -> None:
-    summary = summarize(with_outcome(batch, watermark_ms=60_000))
+    summary = summarize(with_outcome(batch))
     assert summary.counts == {
         "accepted": 3,
         "duplicate": 1,
@@ -132,24 +133,24 @@ def test_one_summary_holds_every_count_and_the_partials(batch: DataFrame) -> Non
 
 
 def test_the_rows_of_each_table(batch: DataFrame) -> None:
-    tagged = with_outcome(batch, watermark_ms=60_000)
-    archive = accepted_ticks(tagged, batch_id=5).collect()
+    tagged = with_outcome(batch)
+    archive = accepted_ticks(tagged).collect()
     assert sorted(r["event_id"] for r in archive) == ["a", "b", "c"]
     assert {r["batch_id"] for r in archive} == {5}
-    assert "window_start_ms" not in accepted_ticks(tagged, 5).columns
+    assert "window_start_ms" not in accepted_ticks(tagged).columns
 
-    late = late_ticks(tagged, 60_000, batch_id=5).collect()
+    late = late_ticks(tagged, 60_000).collect()
     assert [(r["event_id"], r["late_by_ms"], r["date"]) for r in late] == [
         ("old", 59_000, "1970-01-01")
     ]
 
-    rejects = {r["reason"]: r for r in reject_rows(tagged, "events", 1000, batch_id=5).collect()}
+    rejects = {r["reason"]: r for r in reject_rows(tagged, "events", 1000).collect()}
     assert set(rejects) == {"malformed_json", "event_id_conflict"}
     assert rejects["malformed_json"]["raw_text"] == "{oops"
     assert rejects["event_id_conflict"]["raw"] == b'{"event_id":"b"}'
     assert rejects["event_id_conflict"]["topic"] == "events"
     assert rejects["event_id_conflict"]["date"] == "2026-11-28"
-    too_big = reject_rows(tagged, "events", 3, batch_id=5).collect()
+    too_big = reject_rows(tagged, "events", 3).collect()
     assert all(r["raw_text"] is None for r in too_big)  # oversized: raw bytes only
 
 
@@ -158,10 +159,13 @@ def keyed_rows(spark: SparkSession, rows: list[tuple[Any, ...]]) -> DataFrame:
     return spark.createDataFrame([r[:-1] for r in rows], KEYED)
 
 
-def copies(df: DataFrame) -> dict[tuple[str | None, int, int], str | None]:
-    return {
-        (r["event_id"], r["kafka_partition"], r["kafka_offset"]): r["copy"] for r in df.collect()
-    }
+def copies(
+    spark: SparkSession, rows: list[tuple[Any, ...]], index: Index, batch_id: int, watermark_ms: int
+) -> dict[tuple[str | None, int, int], str | None]:
+    """What the index makes of the rows as batch ``batch_id``: the copy class of each."""
+    out = classify(keyed_rows(spark, rows), index, batch_id, watermark_ms).collect()
+    assert {r["batch_id"] for r in out} == {batch_id}
+    return {(r["event_id"], r["kafka_partition"], r["kafka_offset"]): r["copy"] for r in out}
 
 
 PRODUCER = "3f9c0a7d5e21b6c4"
@@ -196,7 +200,7 @@ def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
         other("heartbeat", None, 200_000, 2, b"{}"),
         other("reject", "malformed_json", None, 0, b"{oops"),
     ]
-    got = copies(classify(keyed_rows(spark, first), index, batch_id=0, watermark_ms=0))
+    got = copies(spark, first, index, 0, 0)
     assert got == {(r[7], r[10], r[11]): r[-1] for r in first}
 
     second = [
@@ -204,10 +208,10 @@ def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
         tick(60_050, 12.0, name("b"), "conflict", partition=2),
         tick(120_500, 12.0, name("c"), "accepted", partition=1),
     ]
-    got = copies(classify(keyed_rows(spark, second), index, batch_id=1, watermark_ms=60_000))
+    got = copies(spark, second, index, 1, 60_000)
     assert got == {(r[7], r[10], r[11]): r[-1] for r in second}
     # A batch run again (after a crash) reads the same version: the same answer.
-    again = copies(classify(keyed_rows(spark, second), index, batch_id=1, watermark_ms=60_000))
+    again = copies(spark, second, index, 1, 60_000)
     assert again == got
 
     # The watermark passes 120,000: the entries of the window ending at 120,000 (a and b) are
@@ -216,20 +220,29 @@ def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
         tick(180_100, 30.0, name("a"), "accepted"),
         tick(120_500, 12.0, name("c"), "duplicate", partition=2),
     ]
-    got = copies(classify(keyed_rows(spark, third), index, batch_id=2, watermark_ms=120_000))
+    got = copies(spark, third, index, 2, 120_000)
     assert got == {(r[7], r[10], r[11]): r[-1] for r in third}
 
 
-def test_the_dedup_index_leaves_late_ticks_and_other_messages_alone(
+def test_the_dedup_index_says_late_first_and_leaves_other_messages_alone(
     spark: SparkSession, tmp_path: Path, name: Callable[[str], str]
 ) -> None:
+    """A tick of a window the watermark has closed is late, whatever the index holds: it is
+    neither looked up (a late copy of a known id is not a conflict) nor kept."""
     index = Index((tmp_path / "index").as_posix(), partitions=2, run_id=str(uuid.uuid4()))
-    rows = [tick(1_000, 9.0, name("old"), "accepted"), other("heartbeat", None, 5, 0, b"{}")]
-    got = copies(classify(keyed_rows(spark, rows), index, batch_id=0, watermark_ms=60_000))
-    assert set(got.values()) == {None}  # late: not looked up, not added
-    rows = [tick(61_000, 9.0, name("old"), "accepted")]
-    got = copies(classify(keyed_rows(spark, rows), index, batch_id=1, watermark_ms=60_000))
-    assert set(got.values()) == {"accepted"}
+    rows = [
+        tick(1_000, 9.0, name("old"), "late"),
+        other("heartbeat", None, 5, 0, b"{}"),
+        tick(60_100, 10.0, name("a"), "accepted"),
+    ]
+    got = copies(spark, rows, index, 0, 60_000)
+    assert got == {(r[7], r[10], r[11]): r[-1] for r in rows}
+    rows = [
+        tick(61_000, 9.0, name("old"), "accepted"),  # the late copy was not kept
+        tick(1_000, 9.0, name("a"), "late", partition=1),  # same id, other content: still late
+    ]
+    got = copies(spark, rows, index, 1, 60_000)
+    assert got == {(r[7], r[10], r[11]): r[-1] for r in rows}
 
 
 def test_numbered_event_ids_are_kept_per_number_across_chunks_and_evictions(
@@ -243,7 +256,7 @@ def test_numbered_event_ids_are_kept_per_number_across_chunks_and_evictions(
         return tick(ts, 10.0, f"{PRODUCER}-{n}", copy, **kw)
 
     first = [at(n, 60_100 if n <= 70 else 120_100, "accepted") for n in range(60, 76)]
-    got = copies(classify(keyed_rows(spark, first), index, batch_id=0, watermark_ms=0))
+    got = copies(spark, first, index, 0, 0)
     assert set(got.values()) == {"accepted"}
 
     # The watermark passes 120,000: numbers 60-70 leave, 71-75 stay.
@@ -253,7 +266,7 @@ def test_numbered_event_ids_are_kept_per_number_across_chunks_and_evictions(
         at(71, 120_100, "duplicate"),
         at(75, 120_999, "conflict", partition=2),
     ]
-    got = copies(classify(keyed_rows(spark, second), index, batch_id=1, watermark_ms=120_000))
+    got = copies(spark, second, index, 1, 120_000)
     assert got == {(r[7], r[10], r[11]): r[-1] for r in second}
 
 
@@ -277,8 +290,8 @@ def test_only_the_canonical_spelling_of_a_number_is_kept_as_one(
         for partition, copy in ((0, "accepted"), (1, "duplicate"))
         for i, eid in enumerate(spellings)
     ]
-    got = copies(classify(keyed_rows(spark, rows), index, batch_id=0, watermark_ms=0))
+    got = copies(spark, rows, index, 0, 0)
     assert got == {(r[7], r[10], r[11]): r[-1] for r in rows}
     again = [tick(60_100 + i, 10.0, e, "duplicate", partition=2) for i, e in enumerate(spellings)]
-    got = copies(classify(keyed_rows(spark, again), index, batch_id=1, watermark_ms=0))
+    got = copies(spark, again, index, 1, 0)
     assert set(got.values()) == {"duplicate"}

@@ -234,7 +234,7 @@ class BarsJob:
         # below reads the cached rows.
         assert self.index is not None  # set by start()
         classified = classify(batch, self.index, batch_id, watermark)
-        tagged = with_outcome(classified, watermark).persist()
+        tagged = with_outcome(classified).persist()
         try:
             summary = summarize(tagged)
             partition_max = dict(before.partition_max_ms)
@@ -250,12 +250,12 @@ class BarsJob:
             # cores it leaves idle). Each is skipped on a re-run that finds its commit.
             writes: list[Callable[[], None]] = []
             if summary.count("late"):
-                late = late_ticks(tagged, watermark, batch_id)
+                late = late_ticks(tagged, watermark)
                 writes.append(lambda: self.lake.append(late, "late", batch_id))
             if summary.rejected:
                 writes.append(lambda: self._write_rejects(tagged, batch_id))
             if summary.count("accepted"):
-                accepted = accepted_ticks(tagged, batch_id)
+                accepted = accepted_ticks(tagged)
                 files = self._archive_files(summary.count("accepted"))
                 writes.append(lambda: self.lake.append(accepted, "ticks", batch_id, files=files))
             if bars:
@@ -342,9 +342,7 @@ class BarsJob:
             future.result()
 
     def _write_rejects(self, tagged: DataFrame, batch_id: int) -> None:
-        rejects = reject_rows(
-            tagged, self.settings.kafka_topic, self.settings.max_message_bytes, batch_id
-        )
+        rejects = reject_rows(tagged, self.settings.kafka_topic, self.settings.max_message_bytes)
         self.lake.append(rejects, "rejects", batch_id)
         if self.settings.dlq_topic:
             (

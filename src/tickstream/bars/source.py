@@ -35,6 +35,13 @@ CARRIED = (
     "kafka_timestamp",
 )
 CONTENT = ("symbol", "ts_epoch_ms", "price", "volume", "seq", "source")
+# Spark's Kafka source splits a batch's offset ranges only while there are fewer non-empty ones
+# than its minPartitions, in proportion to their sizes. Heartbeats make every partition
+# non-empty, so with minPartitions = cores a topic of 3 partitions whose ticks sit in one (the
+# ES ticks: one symbol) was read by one task, and 3 even partitions on 2 cores left one core
+# idle for a third of the read. Three tasks a core splits both evenly (measured in
+# docs/engine.md: "Where the time goes at 2M open-window ticks").
+READ_TASKS_PER_CORE = 3
 
 
 def window_start_ms(ts_ms: Column, window_ms: int) -> Column:
@@ -44,12 +51,6 @@ def window_start_ms(ts_ms: Column, window_ms: int) -> Column:
 
 def is_tick() -> Column:
     return F.col("kind") == F.lit("tick")
-
-
-def is_late(watermark_ms: int) -> Column:
-    """A tick whose window the watermark in force has closed: it goes to ``late/``, and the
-    dedup index neither looks it up nor keeps it."""
-    return is_tick() & (F.col("window_end_ms") <= F.lit(watermark_ms))
 
 
 def kafka_options(settings: Settings, min_partitions: int = 1) -> dict[str, str]:
@@ -64,8 +65,8 @@ def kafka_options(settings: Settings, min_partitions: int = 1) -> dict[str, str]
         # consumer's default 500 ms wait for more bytes cost ~1 s per micro-batch (measured: a
         # 23-message batch's read stage 1.1 s -> 0.16 s), and small batches are the common case.
         "kafka.fetch.max.wait.ms": "10",
-        # Reading and parsing are most of a batch's work: a topic with fewer partitions than
-        # Spark has cores (one symbol sits in one partition) is read in slices on every core.
+        # Reading and parsing are a large part of a batch's work: a partition holding most of
+        # the batch (one symbol sits in one partition) is read in slices on every core.
         "minPartitions": str(min_partitions),
         "maxOffsetsPerTrigger": str(settings.max_offsets_per_trigger),
     }
@@ -85,7 +86,7 @@ def keyed(events: DataFrame, window_ms: int) -> DataFrame:
 
 def read_events(spark: SparkSession, settings: Settings, rules: Rules) -> DataFrame:
     """The job's streaming input: every message of the topic, parsed and keyed."""
-    options = kafka_options(settings, spark.sparkContext.defaultParallelism)
+    options = kafka_options(settings, READ_TASKS_PER_CORE * spark.sparkContext.defaultParallelism)
     kafka = spark.readStream.format("kafka").options(**options).load()
     return keyed(parse_events(kafka, rules), settings.window_ms)
 
@@ -103,15 +104,19 @@ class Index:
 
 
 def classify(batch: DataFrame, index: Index, batch_id: int, watermark_ms: int) -> DataFrame:
-    """Every message of a micro-batch with its ``copy`` class from the dedup index.
+    """Every message of a micro-batch with its ``copy`` class from the dedup index, and the
+    ``batch_id``.
 
-    Ticks of open windows (``window_end_ms`` after ``watermark_ms``) are looked up and, when new,
-    added; entries of windows the watermark has closed are removed first. The state is read at
-    version ``batch_id`` and written as the next one, so a batch run again classifies the same.
+    A tick whose window ``watermark_ms`` has closed is ``late``, first: neither looked up nor
+    kept. Ticks of open windows are looked up and, when new, added; entries of windows the
+    watermark has closed are removed first. The state is read at version ``batch_id`` and
+    written as the next one, so a batch run again classifies the same. (The watermark and the
+    batch id are applied by the index, not as literals in Spark's expressions: a plan that
+    changes at each batch is compiled again at each batch.)
     """
     jvm = batch.sparkSession.sparkContext._jvm
     assert jvm is not None
-    marked = batch.withColumn("indexed", is_tick() & ~is_late(watermark_ms))
+    marked = batch.withColumn("tick", is_tick())
     classified = jvm.io.tickstream.engine.DedupIndex.classify(
         marked._jdf,
         index.location,
@@ -121,4 +126,4 @@ def classify(batch: DataFrame, index: Index, batch_id: int, watermark_ms: int) -
         index.partitions,
         index.sequences,
     )
-    return DataFrame(classified, batch.sparkSession).drop("indexed")
+    return DataFrame(classified, batch.sparkSession).drop("tick")

@@ -2,9 +2,9 @@
 
 The batch arrives parsed and classified by the dedup index (:mod:`tickstream.bars.source`):
 
-1. :func:`with_outcome` — each message's outcome: ``reject``, ``heartbeat``, ``late`` (its window
-   was closed by the watermark in force), or the dedup index's ``accepted`` / ``duplicate`` /
-   ``conflict``;
+1. :func:`with_outcome` — each message's outcome: ``reject``, ``heartbeat``, or the dedup
+   index's ``late`` (its window was closed by the watermark in force) / ``accepted`` /
+   ``duplicate`` / ``conflict``;
 2. :func:`summarize` — one Spark job for every count the batch needs and the partial aggregates
    of its accepted ticks per (symbol, window): a handful of rows to the driver;
 3. :func:`next_watermark` — the slowest partition's event time minus WATERMARK;
@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from tickstream.bars.partials import Partial, merge_into
 from tickstream.bars.schema import TICK
-from tickstream.bars.source import CARRIED, is_late
+from tickstream.bars.source import CARRIED
 from tickstream.bars.state import NO_TIME
 from tickstream.bars.watermark import next_watermark
 
@@ -42,14 +42,13 @@ OUTCOME = "outcome"
 TICK_OUTCOMES = ("accepted", "duplicate", "conflict", "late")
 
 
-def with_outcome(classified: DataFrame, watermark_ms: int) -> DataFrame:
-    """Each message's outcome. Late comes first: a tick of a closed window is late, whatever
-    the dedup index says of it (its bar is written; no copy of it can count any more)."""
+def with_outcome(classified: DataFrame) -> DataFrame:
+    """Each message's outcome: a reject, a heartbeat, or what the dedup index made of a tick
+    (late first: a tick of a closed window is late, whatever the index holds)."""
     kind = F.col("kind")
     outcome = (
         F.when(kind == F.lit("reject"), F.lit("reject"))
         .when(kind == F.lit("heartbeat"), F.lit("heartbeat"))
-        .when(is_late(watermark_ms), F.lit("late"))
         .otherwise(F.col("copy"))
     )
     # Only the columns later steps read, and the raw bytes only where a reject keeps them: the
@@ -60,6 +59,7 @@ def with_outcome(classified: DataFrame, watermark_ms: int) -> DataFrame:
         *kept,
         F.when(F.col(OUTCOME).isin("reject", "conflict"), F.col("raw")).alias("raw"),
         "window_start_ms",
+        "batch_id",
     )
 
 
@@ -150,35 +150,35 @@ def _partial(row: Any) -> Partial:
     )
 
 
-def _ticks(tagged: DataFrame, outcome: str, batch_id: int) -> DataFrame:
+def _ticks(tagged: DataFrame, outcome: str) -> DataFrame:
     return (
         tagged.filter(F.col(OUTCOME) == F.lit(outcome))
         .withColumn("ts", F.timestamp_millis(F.col("ts_epoch_ms")))
-        .withColumn("batch_id", F.lit(batch_id).cast("long"))
         .select(*TICK.fieldNames())
     )
 
 
-def accepted_ticks(tagged: DataFrame, batch_id: int) -> DataFrame:
-    """The rows of the ``ticks/`` archive: each accepted tick once."""
+def accepted_ticks(tagged: DataFrame) -> DataFrame:
+    """The rows of the ``ticks/`` archive: each accepted tick once, with its batch."""
     return (
-        _ticks(tagged, "accepted", batch_id)
+        _ticks(tagged, "accepted")
         .withColumn("date", F.date_format("ts", "yyyy-MM-dd"))
         .drop("window_start_ms")
     )
 
 
-def late_ticks(tagged: DataFrame, watermark_ms: int, batch_id: int) -> DataFrame:
-    """The rows of ``late/``: the tick, the watermark that had closed its window, how late."""
+def late_ticks(tagged: DataFrame, watermark_ms: int) -> DataFrame:
+    """The rows of ``late/``: the tick, the watermark that had closed its window, how late.
+    (Only a batch with late ticks compiles this plan, whose literal is the watermark.)"""
     return (
-        _ticks(tagged, "late", batch_id)
+        _ticks(tagged, "late")
         .withColumn("watermark", F.timestamp_millis(F.lit(watermark_ms)))
         .withColumn("late_by_ms", F.lit(watermark_ms) - F.col("ts_epoch_ms"))
         .withColumn("date", F.date_format("ts", "yyyy-MM-dd"))
     )
 
 
-def reject_rows(tagged: DataFrame, topic: str, max_message_bytes: int, batch_id: int) -> DataFrame:
+def reject_rows(tagged: DataFrame, topic: str, max_message_bytes: int) -> DataFrame:
     """The rows of ``rejects/``: bad messages and event_id conflicts, with where they came from."""
     raw_text: Column = F.when(
         F.length(F.col("raw")) <= F.lit(max_message_bytes), F.col("raw").cast("string")
@@ -191,6 +191,6 @@ def reject_rows(tagged: DataFrame, topic: str, max_message_bytes: int, batch_id:
         F.col("kafka_partition").alias("partition"),
         F.col("kafka_offset").alias("offset"),
         "kafka_timestamp",
-        F.lit(batch_id).cast("long").alias("batch_id"),
+        "batch_id",
         F.date_format("kafka_timestamp", "yyyy-MM-dd").alias("date"),
     )

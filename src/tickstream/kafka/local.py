@@ -374,6 +374,11 @@ class LocalKafka:
 
     # --- stopping -----------------------------------------------------------------------------
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (benchmarks read its CPU time)."""
+        return self._proc.pid if self._proc is not None else None
+
     def stop(self, timeout: float = 60.0) -> tuple[BrokerInfo | None, bool]:
         """Stop the broker: SIGTERM, wait for its controlled shutdown, SIGKILL past ``timeout``.
 

@@ -53,11 +53,16 @@ import scala.runtime.AbstractFunction2;
  * batch is partitioned by event_id into a fixed number of state partitions, and each task opens
  * its partition's store at the version of this batch, classifies the rows and commits the next
  * version. A batch run again after a crash opens the same version again, so it classifies the
- * same way. Each output row is the input row plus {@code copy}: {@code accepted} for the first
- * copy of an event_id (the one already in the index, or the first by Kafka partition then
- * offset), {@code duplicate} for another copy with the same {@code content} hash, {@code
- * conflict} for another copy with other content, and null for the rows the index does not look
- * at ({@code indexed} false: rejects, heartbeats, late ticks).
+ * same way. Each output row is the input row plus {@code copy} and {@code batch_id}. The copy
+ * of a tick ({@code tick} true) is {@code late} when the watermark in force has closed its
+ * window, whatever the index holds (it is neither looked up nor kept); otherwise {@code accepted}
+ * for the first copy of an event_id (the one already in the index, or the first by Kafka
+ * partition then offset), {@code duplicate} for another copy with the same {@code content}
+ * hash, {@code conflict} for another copy with other content. Other messages get null.
+ *
+ * <p>The watermark and the batch id are applied here, not as literals in Spark expressions:
+ * Spark compiles the code it generates for each distinct plan, and a literal that changes at
+ * every batch made it compile the parsing stage again at every batch (docs/engine.md).
  *
  * <p>The store holds three column families: event_id to its content hash; an expiry index,
  * (window end, batch) to the event_ids that batch added for that window end (one value a window
@@ -72,7 +77,8 @@ import scala.runtime.AbstractFunction2;
  */
 public final class DedupIndex {
   public static final String COPY = "copy";
-  public static final String INDEXED = "indexed";
+  public static final String TICK = "tick";
+  public static final String BATCH_ID = "batch_id";
   static final String EXPIRY = "expiry";
 
   static final StructType KEY = new StructType().add("event_id", DataTypes.StringType, false);
@@ -102,7 +108,7 @@ public final class DedupIndex {
   /**
    * The rows of {@code batch}, each with its {@code copy} class.
    *
-   * @param batch a micro-batch with the columns {@code indexed}, {@code event_id}, {@code content},
+   * @param batch a micro-batch with the columns {@code tick}, {@code event_id}, {@code content},
    *     {@code window_end_ms}, {@code kafka_partition} and {@code kafka_offset}
    * @param location the index's checkpoint folder
    * @param runId this run of the query (a new one per start)
@@ -140,7 +146,8 @@ public final class DedupIndex {
         (org.apache.spark.sql.classic.Dataset<Row>) batch.repartition(partitions, key);
     SparkSession session = input.sparkSession();
     StructType schema = input.schema();
-    StructType output = schema.add(COPY, DataTypes.StringType, true);
+    StructType output =
+        schema.add(COPY, DataTypes.StringType, true).add(BATCH_ID, DataTypes.LongType, false);
     RDD<InternalRow> rows = input.queryExecution().toRdd();
     ClassTag<InternalRow> tag = ClassTag$.MODULE$.apply(InternalRow.class);
     RDD<InternalRow> classified =
@@ -174,11 +181,12 @@ public final class DedupIndex {
     private static final UTF8String ACCEPTED = UTF8String.fromString("accepted");
     private static final UTF8String DUPLICATE = UTF8String.fromString("duplicate");
     private static final UTF8String CONFLICT = UTF8String.fromString("conflict");
+    private static final UTF8String LATE = UTF8String.fromString("late");
 
     private final StructType output;
     private final long batchId;
     private final long watermarkMs;
-    private final int indexed;
+    private final int tick;
     private final int eventId;
     private final int content;
     private final int windowEnd;
@@ -191,7 +199,7 @@ public final class DedupIndex {
       this.output = output;
       this.batchId = batchId;
       this.watermarkMs = watermarkMs;
-      this.indexed = input.fieldIndex(INDEXED);
+      this.tick = input.fieldIndex(TICK);
       this.eventId = input.fieldIndex("event_id");
       this.content = input.fieldIndex("content");
       this.windowEnd = input.fieldIndex("window_end_ms");
@@ -245,12 +253,15 @@ public final class DedupIndex {
 
       List<InternalRow> rows = new ArrayList<>();
       List<Integer> ticks = new ArrayList<>();
+      List<Integer> late = new ArrayList<>();
       Chunks chunks = new Chunks(store, keys);
       long[] parsed = new long[2];
       while (input.hasNext()) {
         InternalRow row = input.next().copy();
-        if (!row.isNullAt(indexed) && row.getBoolean(indexed)) {
-          if (sequences && SequenceIds.parse(row.getUTF8String(eventId), parsed)) {
+        if (!row.isNullAt(tick) && row.getBoolean(tick)) {
+          if (row.getLong(windowEnd) <= watermarkMs) {
+            late.add(rows.size()); // its window is closed: late first, never looked up
+          } else if (sequences && SequenceIds.parse(row.getUTF8String(eventId), parsed)) {
             chunks.note(rows.size(), parsed[0], parsed[1]);
           } else {
             ticks.add(rows.size());
@@ -259,6 +270,9 @@ public final class DedupIndex {
         rows.add(row);
       }
       UTF8String[] copies = new UTF8String[rows.size()];
+      for (int i : late) {
+        copies[i] = LATE;
+      }
       Map<Long, EventIds> added = classifyIds(store, keys, rows, ticks, copies);
       Map<Long, Map<Chunk, Long>> addedNumbers = chunks.classify(rows, copies);
       for (Map.Entry<Long, EventIds> window : added.entrySet()) {
@@ -276,7 +290,8 @@ public final class DedupIndex {
 
       UnsafeProjection project = UnsafeProjection.create(output);
       JoinedRow joined = new JoinedRow();
-      GenericInternalRow extra = new GenericInternalRow(1);
+      GenericInternalRow extra = new GenericInternalRow(2);
+      extra.update(1, batchId);
       return CollectionConverters.asScala(
           new java.util.Iterator<InternalRow>() {
             private int next = 0;

@@ -41,16 +41,15 @@ from stream_throughput import (  # noqa: E402
     SIM_START_MS,
     STATE_SPAN_MS,
     TEST_DATA,
+    bench_broker,
     es,
     produce,
 )
 
 from tickstream.bars.job import BarsJob  # noqa: E402
 from tickstream.bars.report import BatchReport  # noqa: E402
-from tickstream.config import load_settings  # noqa: E402
 from tickstream.jvm.java import java_executable  # noqa: E402
 from tickstream.jvm.spark import build_spark, spark_conf  # noqa: E402
-from tickstream.kafka.local import LocalKafka, free_port  # noqa: E402
 from tickstream.sources.simulate import SimulateSource  # noqa: E402
 
 # The top frame of a CPU sample, grouped by what it belongs to (first match wins).
@@ -244,23 +243,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tickstream-profile-"))
     events = home / "events"
     events.mkdir()
-    broker = LocalKafka(
-        home / "broker", port=free_port(), jars_dir=REPO / ".tickstream" / "jars", heap="1g"
-    )
-    bootstrap = broker.start().bootstrap
-    base = load_settings(
-        {
-            "kafka_bootstrap_servers": bootstrap,
-            "console_bars": False,
-            "spark_master": "local[2]",
-            "tickstream_home": home,
-            "tickstream_jars_dir": REPO / ".tickstream" / "jars",
-            "max_offsets_per_trigger": args.batch,
-            "heartbeat_interval_sec": 1.0,
-            "bars_topic": "off",
-            "bars_live_topic": "off",
-        }
-    )
+    broker, base = bench_broker(home, args.batch)
     try:
         symbols = [f"S{i:03d}" for i in range(100)]
         produce(base, "warmup", es(TEST_DATA))

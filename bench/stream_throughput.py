@@ -99,6 +99,28 @@ def produce(settings: Settings, topic: str, source: TickSource) -> int:
     return stats.acknowledged
 
 
+def bench_broker(home: Path, batch: int) -> tuple[LocalKafka, Settings]:
+    """A local broker under ``home``, started, and the settings the benchmarks' drains use."""
+    broker = LocalKafka(
+        home / "broker", port=free_port(), jars_dir=REPO / ".tickstream" / "jars", heap="1g"
+    )
+    settings = load_settings(
+        {
+            "kafka_bootstrap_servers": broker.start().bootstrap,
+            "console_bars": False,
+            "spark_master": "local[2]",
+            "tickstream_home": home,
+            "tickstream_jars_dir": REPO / ".tickstream" / "jars",
+            "max_offsets_per_trigger": batch,
+            "heartbeat_interval_sec": 1.0,
+            # The drain of the lake path, comparable with the figures before bars on Kafka.
+            "bars_topic": "off",
+            "bars_live_topic": "off",
+        }
+    )
+    return broker, settings
+
+
 def es(path: Path) -> ReplaySource:
     return ReplaySource(path, symbol="ES", tz="America/Chicago", speed=None)
 
@@ -565,24 +587,8 @@ def main() -> None:
     designs = args.designs.split(",")
 
     home = Path(tempfile.mkdtemp(prefix="tickstream-bench-"))
-    broker = LocalKafka(
-        home / "broker", port=free_port(), jars_dir=REPO / ".tickstream" / "jars", heap="1g"
-    )
-    bootstrap = broker.start().bootstrap
-    base = load_settings(
-        {
-            "kafka_bootstrap_servers": bootstrap,
-            "console_bars": False,
-            "spark_master": "local[2]",
-            "tickstream_home": home,
-            "tickstream_jars_dir": REPO / ".tickstream" / "jars",
-            "max_offsets_per_trigger": args.batch,
-            "heartbeat_interval_sec": 1.0,
-            # The drain of the lake path, comparable with the figures before bars on Kafka.
-            "bars_topic": "off",
-            "bars_live_topic": "off",
-        }
-    )
+    broker, base = bench_broker(home, args.batch)
+    bootstrap = base.kafka_bootstrap_servers
     try:
         symbols = [f"S{i:03d}" for i in range(args.symbols)]
         inputs = {

@@ -612,14 +612,11 @@ public final class DedupIndex {
     private final UnsafeRowWriter slots = new UnsafeRowWriter(1, 8 + 8 * SequenceIds.SLOTS);
 
     UnsafeRow chunk(long producer, long number) {
-      start(chunk).write(0, producer);
-      chunk.write(1, number);
-      return chunk.getRow();
+      return longs(chunk, producer, number);
     }
 
     UnsafeRow slots(byte[] bytes) {
-      start(slots).write(0, bytes);
-      return slots.getRow();
+      return bytes(slots, bytes);
     }
 
     UnsafeRow id(UTF8String eventId) {
@@ -633,14 +630,22 @@ public final class DedupIndex {
     }
 
     UnsafeRow expiry(long windowEnd, long batchId) {
-      start(expiry).write(0, windowEnd);
-      expiry.write(1, batchId);
-      return expiry.getRow();
+      return longs(expiry, windowEnd, batchId);
     }
 
     UnsafeRow blob(byte[] bytes) {
-      start(blob).write(0, bytes);
-      return blob.getRow();
+      return bytes(blob, bytes);
+    }
+
+    private static UnsafeRow longs(UnsafeRowWriter writer, long first, long second) {
+      start(writer).write(0, first);
+      writer.write(1, second);
+      return writer.getRow();
+    }
+
+    private static UnsafeRow bytes(UnsafeRowWriter writer, byte[] bytes) {
+      start(writer).write(0, bytes);
+      return writer.getRow();
     }
 
     UnsafeRow window(long windowEnd) {

@@ -116,7 +116,7 @@ def step_rates(args: argparse.Namespace) -> int:
         print(f"\n=== step: {rate:,.0f} ticks/s ===", flush=True)
         run = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
         print(run.stdout, end="", flush=True)
-        p95 = re.search(r"from the watermark passing .* p95 ([0-9.]+)s", run.stdout)
+        p95 = re.search(r"from the watermark passing .*? p95 ([0-9.]+)s", run.stdout)
         lag = re.search(r"after warm-up, +lag: .*second half low +([0-9,]+)", run.stdout)
         rows.append(
             (

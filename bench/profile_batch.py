@@ -49,7 +49,7 @@ from stream_throughput import (  # noqa: E402
 from tickstream.bars.job import BarsJob  # noqa: E402
 from tickstream.bars.report import BatchReport  # noqa: E402
 from tickstream.jvm.java import java_executable  # noqa: E402
-from tickstream.jvm.spark import build_spark, spark_conf  # noqa: E402
+from tickstream.jvm.spark import build_spark  # noqa: E402
 from tickstream.sources.simulate import SimulateSource  # noqa: E402
 
 # The top frame of a CPU sample, grouped by what it belongs to (first match wins).
@@ -98,9 +98,7 @@ def label(info: dict[str, Any]) -> str:
 def stages(event_log: Path, since_ms: int) -> list[dict[str, Any]]:
     """The completed stages of an event log file submitted after ``since_ms``."""
     found = []
-    for line in event_log.read_text(errors="replace").splitlines():
-        if not line.startswith("{"):
-            continue
+    for line in event_log.read_text().splitlines():
         event = json.loads(line)
         if event.get("Event") == "SparkListenerStageCompleted":
             info = event["Stage Info"]
@@ -214,7 +212,8 @@ def thread_cpu(pid: int) -> Counter[str]:
 
 
 def print_cpu(before: dict[str, Counter[str]], after: dict[str, Counter[str]], wall: float) -> None:
-    print(f"\nCPU used during the drain, by process and thread ({wall:.1f}s wall, 2 cores):")
+    cores = os.cpu_count()
+    print(f"\nCPU used during the drain, by process and thread ({wall:.1f}s wall, {cores} cores):")
     for process in after:
         spent = after[process] - before[process]
         total = sum(spent.values())
@@ -245,22 +244,20 @@ def main() -> None:
     events.mkdir()
     broker, base = bench_broker(home, args.batch)
     try:
-        symbols = [f"S{i:03d}" for i in range(100)]
         produce(base, "warmup", es(TEST_DATA))
-        source = SimulateSource(
-            symbols,
-            0,
-            seed=11,
-            count=args.ticks,
-            start_ms=SIM_START_MS,
-            step_ms=STATE_SPAN_MS / args.ticks,
-        )
         if args.es:
             path = SHARED if SHARED.is_file() else TEST_DATA
             count, what = produce(base, "state", es(path)), f"real ES ticks ({path.name})"
         else:
+            source = SimulateSource(
+                [f"S{i:03d}" for i in range(100)],
+                0,
+                seed=11,
+                count=args.ticks,
+                start_ms=SIM_START_MS,
+                step_ms=STATE_SPAN_MS / args.ticks,
+            )
             count, what = produce(base, "state", source), "ticks, all in open windows"
-        opts = spark_conf(base)["spark.driver.extraJavaOptions"]
         spark = build_spark(
             base,
             app_name="tickstream-profile",
@@ -268,7 +265,6 @@ def main() -> None:
                 "spark.eventLog.enabled": "true",
                 "spark.eventLog.dir": str(events),
                 "spark.eventLog.compress": "false",
-                "spark.driver.extraJavaOptions": opts,
             },
         )
 
@@ -325,9 +321,8 @@ def main() -> None:
         print_cpu(cpu_before, cpu_after, wall)
         print(f"  classes Spark generated and compiled during the drain: {compiled:,}")
         spark.stop()
-        # Spark rolls its event log into a folder of files, in order.
-        logs = sorted(p for p in events.rglob("*") if p.is_file())
-        print(f"\nevent log: {[(p.name, p.stat().st_size) for p in logs]}")
+        # Spark rolls its event log into a folder of files (events_1_..., events_2_...).
+        logs = sorted(events.rglob("events_*"))
         found = [s for log in logs for s in stages(log, since)]
         if args.timeline:
             print_timeline(found, since)

@@ -154,6 +154,11 @@ def test_the_rows_of_each_table(batch: DataFrame) -> None:
     assert all(r["raw_text"] is None for r in too_big)  # oversized: raw bytes only
 
 
+def new_index(tmp_path: Path, partitions: int) -> Index:
+    """A new index as the job opens one for a new lake (chunks of sequence numbers)."""
+    return Index((tmp_path / "index").as_posix(), partitions, str(uuid.uuid4()), sequences=True)
+
+
 def keyed_rows(spark: SparkSession, rows: list[tuple[Any, ...]]) -> DataFrame:
     """The rows as the dedup index receives them (without their expected ``copy``)."""
     return spark.createDataFrame([r[:-1] for r in rows], KEYED)
@@ -191,7 +196,7 @@ def test_the_dedup_index_classifies_across_batches_and_evicts_closed_windows(
     spark: SparkSession, tmp_path: Path, name: Callable[[str], str]
 ) -> None:
     """The index in Spark's state store, batch after batch, as the job calls it."""
-    index = Index((tmp_path / "index").as_posix(), partitions=3, run_id=str(uuid.uuid4()))
+    index = new_index(tmp_path, 3)
     first = [
         tick(60_100, 10.0, name("a"), "accepted", partition=1),
         tick(60_100, 10.0, name("a"), "duplicate", partition=2),  # the later copy by partition
@@ -229,7 +234,7 @@ def test_the_dedup_index_says_late_first_and_leaves_other_messages_alone(
 ) -> None:
     """A tick of a window the watermark has closed is late, whatever the index holds: it is
     neither looked up (a late copy of a known id is not a conflict) nor kept."""
-    index = Index((tmp_path / "index").as_posix(), partitions=2, run_id=str(uuid.uuid4()))
+    index = new_index(tmp_path, 2)
     rows = [
         tick(1_000, 9.0, name("old"), "late"),
         other("heartbeat", None, 5, 0, b"{}"),
@@ -250,7 +255,7 @@ def test_numbered_event_ids_are_kept_per_number_across_chunks_and_evictions(
 ) -> None:
     """Numbers 60-75 span two chunks (0-63, 64-127) and two windows: evicting one window
     clears its numbers only, in both chunks, and the rest are still known."""
-    index = Index((tmp_path / "index").as_posix(), partitions=2, run_id=str(uuid.uuid4()))
+    index = new_index(tmp_path, 2)
 
     def at(n: int, ts: int, copy: str, **kw: Any) -> tuple[Any, ...]:
         return tick(ts, 10.0, f"{PRODUCER}-{n}", copy, **kw)
@@ -275,7 +280,7 @@ def test_only_the_canonical_spelling_of_a_number_is_kept_as_one(
 ) -> None:
     """Event_ids are strings: "-05", "-5", upper-case hex and a longer prefix are four ids,
     each accepted once, though three of them spell the producer's number 5 another way."""
-    index = Index((tmp_path / "index").as_posix(), partitions=2, run_id=str(uuid.uuid4()))
+    index = new_index(tmp_path, 2)
     spellings = [
         f"{PRODUCER}-5",
         f"{PRODUCER}-05",

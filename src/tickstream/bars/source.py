@@ -99,8 +99,9 @@ class Index:
     partitions: int
     run_id: str  # this run of the query: a new one at each start
     # The producer's event_ids (<16 hex digits>-<n>) in chunks of sequence numbers, one state
-    # entry per 64 numbers instead of one per id; any other event_id is kept whole.
-    sequences: bool = True
+    # entry per 64 numbers instead of one per id; any other event_id is kept whole. Recorded
+    # with the index (bars.job.index_layout): an index made before chunks has them whole.
+    sequences: bool
 
 
 def classify(batch: DataFrame, index: Index, batch_id: int, watermark_ms: int) -> DataFrame:

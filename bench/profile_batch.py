@@ -16,6 +16,7 @@ in one Spark session (local[2]), warmed first on the 120,000 ES ticks of the tes
 
     .venv/bin/python bench/profile_batch.py                  # 2,000,000 ticks, batches of 500,000
     .venv/bin/python bench/profile_batch.py --ticks 1000000 --batch 250000
+    .venv/bin/python bench/profile_batch.py --es --cold --compilations --java-options=-XX:TieredStopAtLevel=1
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from stream_throughput import (  # noqa: E402
 from tickstream.bars.job import BarsJob  # noqa: E402
 from tickstream.bars.report import BatchReport  # noqa: E402
 from tickstream.jvm.java import java_executable  # noqa: E402
-from tickstream.jvm.spark import build_spark  # noqa: E402
+from tickstream.jvm.spark import build_spark, spark_conf  # noqa: E402
 from tickstream.sources.simulate import SimulateSource  # noqa: E402
 
 # The top frame of a CPU sample, grouped by what it belongs to (first match wins).
@@ -194,6 +195,48 @@ def print_profile(jfr: Path, top: int) -> None:
         print(f"    {100 * n / total:5.1f}%  {name}")
 
 
+def _seconds(duration: str) -> float:
+    """Seconds of an ISO-8601 duration as `jfr print --json` writes it (PT0.0123S, PT1M2.5S)."""
+    match = re.fullmatch(r"PT(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9.]+)S)?", duration)
+    if match is None:
+        return 0.0
+    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return 3600 * hours + 60 * minutes + seconds
+
+
+def print_compilations(jfr: Path) -> None:
+    """The drain's JIT compilations: how many and how long, by tier (1-3: C1, 4: C2), and C2's
+    by package (the first three parts of the class's name)."""
+    jfr_tool = (java_executable() or Path("java")).parent / "jfr"
+    out = subprocess.run(
+        [str(jfr_tool), "print", "--json", "--events", "jdk.Compilation", str(jfr)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    tiers: Counter[int] = Counter()
+    tier_s: Counter[int] = Counter()
+    packages: Counter[str] = Counter()
+    package_s: Counter[str] = Counter()
+    for event in json.loads(out)["recording"]["events"]:
+        values = event["values"]
+        tier, seconds = int(values["compileLevel"]), _seconds(values["duration"])
+        tiers[tier] += 1
+        tier_s[tier] += seconds
+        if tier == 4:
+            name = values["method"]["type"]["name"].replace("/", ".")
+            package = ".".join(name.split(".")[:3]).split("$")[0]
+            packages[package] += 1
+            package_s[package] += seconds
+    print(f"\nJIT compilations during the drain: {sum(tiers.values()):,}")
+    for tier in sorted(tiers):
+        compiler = "C2" if tier == 4 else "C1"
+        print(f"  tier {tier} ({compiler}) {tiers[tier]:>7,} {tier_s[tier]:>7.1f}s")
+    print("  C2's, by package:")
+    for package, seconds in package_s.most_common(12):
+        print(f"    {package:<40} {packages[package]:>6,} {seconds:>6.1f}s")
+
+
 def thread_cpu(pid: int) -> Counter[str]:
     """CPU seconds each thread of a process has used so far, summed by thread name (digits
     dropped: "Executor task launch worker for task 3.0" and "for task 4.0" are one)."""
@@ -237,6 +280,16 @@ def main() -> None:
         action="store_true",
         help="drain the real ES ticks instead (../shared/data's 500,000, else the test data's)",
     )
+    parser.add_argument(
+        "--java-options",
+        default="",
+        help="more options for the job's JVM, e.g. -XX:TieredStopAtLevel=1 (JIT experiments)",
+    )
+    parser.add_argument(
+        "--compilations",
+        action="store_true",
+        help="record every JIT compilation of the drain and print them by compiler and package",
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="tickstream-profile-"))
@@ -258,10 +311,15 @@ def main() -> None:
                 step_ms=STATE_SPAN_MS / args.ticks,
             )
             count, what = produce(base, "state", source), "ticks, all in open windows"
+        extra = {}
+        if args.java_options:
+            driver = spark_conf(base)["spark.driver.extraJavaOptions"]
+            extra["spark.driver.extraJavaOptions"] = f"{driver} {args.java_options}"
         spark = build_spark(
             base,
             app_name="tickstream-profile",
             extra={
+                **extra,
                 "spark.eventLog.enabled": "true",
                 "spark.eventLog.dir": str(events),
                 "spark.eventLog.compress": "false",
@@ -294,7 +352,15 @@ def main() -> None:
         jcmd = (java_executable() or Path("java")).parent / "jcmd"
         jfr = home / "drain.jfr"
         subprocess.run(
-            [str(jcmd), str(pid), "JFR.start", "name=drain", "settings=profile"],
+            [
+                str(jcmd),
+                str(pid),
+                "JFR.start",
+                "name=drain",
+                "settings=profile",
+                # By default JFR records only compilations that took 100 ms or more.
+                *(["jdk.Compilation#threshold=0ms"] if args.compilations else []),
+            ],
             check=True,
             capture_output=True,
         )
@@ -328,6 +394,8 @@ def main() -> None:
             print_timeline(found, since)
         print_stages(found, wall)
         print_profile(jfr, args.top)
+        if args.compilations:
+            print_compilations(jfr)
     finally:
         broker.stop()
         if args.keep:

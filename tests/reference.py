@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,4 +148,27 @@ def lake_bars(
         FROM bars ORDER BY window_start, symbol
         """,
         storage_options,
+    )
+
+
+def as_row(bar: dict[str, Any]) -> tuple[Any, ...]:
+    """A bar message as a row of the lake's bars table (``lake_bars``)."""
+
+    def naive(ms: int) -> datetime:
+        return datetime.fromtimestamp(ms / 1000, UTC).replace(tzinfo=None)
+
+    return (
+        bar["symbol"],
+        naive(bar["window_start_ms"]),
+        naive(bar["window_end_ms"]),
+        bar["open"],
+        bar["high"],
+        bar["low"],
+        bar["close"],
+        bar["volume"],
+        bar["vwap"],
+        bar["trade_count"],
+        bar["price_avg"],
+        bar["pct_change"],
+        bar["date"],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,15 @@ from pyspark.sql import SparkSession
 
 from tests.helpers import wait_until
 from tests.jobs import Jobs
-from tests.reference import LAKE_TABLES, has_commit, lake_bars, lake_sql, reference_bars
+from tests.kafka_helpers import TopicEnds, consume_all
+from tests.reference import (
+    LAKE_TABLES,
+    as_row,
+    has_commit,
+    lake_bars,
+    lake_sql,
+    reference_bars,
+)
 from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings, load_settings
@@ -187,16 +196,28 @@ def test_killed_at_random_points_the_output_is_still_exact(
     stream_proc: Callable[..., subprocess.Popen[str]],
     tmp_path: Path,
 ) -> None:
-    """A graceful stop, then SIGKILL at 5 random points of a replay, a restart each time."""
+    """A graceful stop, then SIGKILL at 5 points of a replay (3 the moment the job's bars reach
+    the bars topic, mid-publish; 2 at random), a restart each time: the lake is exact, and a
+    read_committed consumer of the bars topic sees each of the lake's bars exactly once."""
     import random
     import time
 
     topic = make_topic(partitions=3)
+    bars_topic = make_topic(partitions=3)
     ticks = es_ticks()
     send_hostile(kafka_broker, topic, ticks, seed=7)
     send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
     out = tmp_path / "lake"
-    args = ("--max-offsets-per-trigger", "8000", "--processing-trigger", "1 second")
+    args = (
+        "--max-offsets-per-trigger",
+        "8000",
+        "--processing-trigger",
+        "1 second",
+        "--bars-topic",
+        bars_topic,
+        "--bars-live-topic",
+        "off",
+    )
 
     # A graceful stop: SIGTERM lets the batch finish, exit 0.
     first = stream_proc(topic, out, *args)
@@ -207,15 +228,28 @@ def test_killed_at_random_points_the_output_is_still_exact(
     assert "SIGTERM received: finishing the current micro-batch" in output
     assert "stopped; a restart resumes from the checkpoint" in output
 
-    # Five crashes at random moments: during start-up, mid-batch, between batches.
+    # Five crashes: three as soon as the bars topic grows (records of an open transaction, or
+    # its commit marker: mid-publish, or between the commit and the batch's record), two at
+    # random moments (start-up, mid-batch, between batches).
     rng = random.Random(2026)
-    for _ in range(5):
+    ends = TopicEnds(kafka_broker, bars_topic)
+    for crash in range(5):
         proc = stream_proc(topic, out, *args)
         done = committed_batches(out)
-        wait_until(lambda: committed_batches(out) > done, timeout=240, message="progress")  # noqa: B023
-        time.sleep(rng.uniform(0.0, 2.5))
+        if crash % 2 == 0:
+            before = ends.total()
+            wait_until(
+                lambda: ends.total() > before,  # noqa: B023
+                timeout=240,
+                interval=0.02,
+                message="bars published",
+            )
+        else:
+            wait_until(lambda: committed_batches(out) > done, timeout=240, message="progress")  # noqa: B023
+            time.sleep(rng.uniform(0.0, 2.5))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(60)
+    ends.close()
 
     # A restart drains the topic.
     last = stream_proc(topic, out, "--once", *args)
@@ -232,6 +266,14 @@ def test_killed_at_random_points_the_output_is_still_exact(
         {"kafka_bootstrap_servers": kafka_broker, "kafka_topic": topic, "output_path": out}
     )
     assert_reconciled(settings)
+
+    # Bars on Kafka: each of the lake's bars exactly once, and no other.
+    published: Counter[tuple[Any, ...]] = Counter()
+    for record in consume_all(kafka_broker, bars_topic):
+        bar = json.loads(record.value)
+        published[as_row(bar)] += 1
+    assert [row for row, n in published.items() if n > 1] == []
+    assert sorted(published) == sorted(lake_bars(str(out)))
 
 
 def test_a_quiet_market_closes_its_last_bar(case: BarsCase, jobs: Jobs) -> None:

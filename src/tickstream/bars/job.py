@@ -96,6 +96,10 @@ class BarsJob:
         self.index: Index | None = None
         self.last_report: BatchReport | None = None
         self.refused_batch: int | None = None
+        # Why a batch could not go on that a restart alone does not fix (another run of this
+        # checkpoint fenced this one): the job's failure, said in one line.
+        self.fatal: TickstreamError | None = None
+        self._started = threading.Event()  # self.query is set
         self.metrics: JobMetrics | None = JobMetrics(self) if settings.metrics_port else None
         self.publisher = (
             BarPublisher(settings, stopping=self.stopping, notify=self.notify)
@@ -133,6 +137,7 @@ class BarsJob:
         else:
             writer = writer.trigger(processingTime=self.settings.processing_trigger)
         self.query = writer.start()
+        self._started.set()
         if self.settings.lake_compaction:
             self.compactor = Compactor(
                 self.spark,
@@ -200,6 +205,8 @@ class BarsJob:
         stop was requested; it is refused (not committed, so it runs again on restart) and Spark
         records the refusal as the query's exception. That is a clean stop, not a failure.
         """
+        if self.fatal is not None:
+            return self.fatal
         if self.query is None:
             return None
         error = self.query.exception()
@@ -216,6 +223,9 @@ class BarsJob:
                 raise StoppedError("the job is stopping; this batch runs again on restart")
             try:
                 report = self._process(batch, batch_id)
+            except TickstreamError as exc:  # fenced, or a broker that refuses transactions
+                self.fatal = exc
+                raise
             except BarsNotPublishedError:
                 if self.stopping.is_set():  # a clean stop: the batch runs again on restart
                     self.refused_batch = batch_id
@@ -264,7 +274,12 @@ class BarsJob:
         finally:
             tagged.unpersist()
         if self.publisher is not None:
-            # After the lake's commits, before the batch is recorded as done: at least once.
+            # After the lake's commits, before the batch is recorded as done, in one Kafka
+            # transaction that records the batch's id: exactly once (docs/live-view.md).
+            if not self.publisher.opened:
+                self._started.wait()
+                assert self.query is not None
+                self.publisher.open(self.query.id)
             self.publisher.publish_closed(bars, batch_id)
             changed = sorted({p.key for p in summary.partials} & still_open.keys(), key=_by_time)
             forming = [P.to_bar(still_open[key], self.window_ms) for key in changed]

@@ -1,15 +1,18 @@
 """Bars on Kafka: every closed bar to BARS_TOPIC, the forming bars to BARS_LIVE_TOPIC.
 
-A closed bar is published after the micro-batch's lake commits and before the job records the
-batch as done; a batch that runs again after a crash publishes its bars again. So a consumer
-gets every closed bar **at least once**, each identified by ``(symbol, window_start)`` with the
-same content every time: dropping a repeat by that key gives exactly the lake's bars.
-``batch_id`` says which micro-batch closed it.
+Closed bars are published **exactly once** for ``read_committed`` consumers: after the
+micro-batch's lake commits and before the job records the batch as done, in one Kafka
+transaction per batch that also commits the batch's id (as the offset of a consumer group of
+the checkpoint). The transactional id is the checkpoint's, so a restart fences the run it
+replaces; at start the job reads the last committed batch id back, and a batch that runs again
+after its transaction committed publishes nothing. ``batch_id`` says which micro-batch closed a
+bar. The protocol and each crash point: docs/live-view.md.
 
-The forming bars are the open windows a micro-batch changed, flagged ``provisional``: a window
-moves at the trigger's pace until its closed bar (same key, ``provisional: false``) replaces it.
-They are sent without waiting for the broker's acknowledgement: a lost one is superseded by the
-next. Key = symbol on both topics, so one symbol's bars stay in order in one partition.
+The forming bars are the open windows a micro-batch changed, flagged ``provisional``, outside
+transactions: a window moves at the trigger's pace until its closed bar (same key,
+``provisional: false``) replaces it. They are sent without waiting for the broker's
+acknowledgement: a lost one is superseded by the next. Key = symbol on both topics, so one
+symbol's bars stay in order in one partition.
 """
 
 from __future__ import annotations
@@ -17,18 +20,39 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
-from tickstream.kafka.clients import FOREVER_MS, librdkafka_config
+from tickstream.kafka.clients import (
+    BARS_TRANSACTION_TIMEOUT_MS,
+    bars_producer_config,
+    forming_producer_config,
+    reader_config,
+)
 
 SCHEMA_VERSION = 1
 OUTAGE_NOTICE_S = 10.0
+# The partition of BARS_TOPIC under which the checkpoint's group records the last published
+# batch (any partition would do: the record is the group's, not a position in the topic).
+MARK_PARTITION = 0
+# How long one call of the transaction API waits before the caller retries it.
+TRANSACTION_CALL_S = 10.0
+_FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+# Errors another attempt would meet again (anything else is waited through: an outage).
+_REFUSED = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.INVALID_RECORD,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+}
+_T = TypeVar("_T")
 
 
 def _iso(value: datetime) -> str:
@@ -71,7 +95,13 @@ def encode(message: Mapping[str, Any]) -> bytes:
 
 
 class BarPublisher:
-    """The job's Kafka producer for bars (idempotent, acks=all)."""
+    """The job's Kafka producers: closed bars in one transaction per micro-batch, forming bars
+    outside transactions.
+
+    The transactional id and the record of the last published batch are the checkpoint's
+    (:meth:`open`): a run on the same checkpoint fences the one it replaces, and a batch that
+    runs again after its transaction committed publishes nothing.
+    """
 
     def __init__(
         self,
@@ -87,35 +117,35 @@ class BarPublisher:
         self.notify = notify
         self.published = 0
         self.forming_failed = 0
+        self.last_published: int | None = None  # set by open(): -1 when none yet
         self._failed: list[Message] = []
-        self._producer = Producer(
-            {
-                **librdkafka_config(settings),
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                # A closed bar is retried until the broker takes it (or the job stops, and the
-                # batch runs again on restart), never dropped after a timeout.
-                "delivery.timeout.ms": FOREVER_MS,
-                "partitioner": "murmur2_random",  # as the tick producer and Java clients
-            }
-        )
+        self._fatal: KafkaError | None = None  # the closed bars' producer's, if it failed
+        self._closed: Producer | None = None
+        self._marker: Consumer | None = None
+        self._forming = Producer(forming_producer_config(settings)) if self.live_topic else None
 
     @property
     def topics(self) -> list[str]:
         return [t for t in (self.closed_topic, self.live_topic) if t]
 
+    @property
+    def opened(self) -> bool:
+        return self.last_published is not None
+
     def check_topics(self, timeout: float = 15.0) -> None:
         """One line, before the query starts, for a bars topic that does not exist."""
         if not self.topics:
             return
+        lister = Consumer(reader_config(self.settings, "tickstream-bars-check"))
         try:
-            existing = self._producer.list_topics(timeout=timeout).topics
+            existing = lister.list_topics(timeout=timeout).topics
         except Exception as exc:  # KafkaException: no broker answered
             raise TickstreamError(
                 f"cannot list the topics at {self.settings.kafka_bootstrap_servers}: {exc}",
                 "check KAFKA_BOOTSTRAP_SERVERS and that the broker runs",
             ) from None
+        finally:
+            lister.close()
         for name in self.topics:
             info = existing.get(name)
             if info is None or info.error is not None:
@@ -126,24 +156,51 @@ class BarPublisher:
                     f"create it with `tickstream kafka create-topics`, or set {which}=off",
                 )
 
-    def publish_closed(self, bars: Iterable[Mapping[str, Any]], batch_id: int) -> None:
-        """Send the batch's closed bars and wait until the broker has them all.
-
-        Waits through a broker outage (saying so once); raises if the job is told to stop
-        first, so the batch is not recorded as done and runs again on restart.
-        """
+    def open(self, checkpoint_id: str) -> None:
+        """Take the checkpoint's transactional id (fencing any producer that held it, and
+        finishing or aborting its open transaction), then read which batch last committed."""
         if not self.closed_topic:
+            self.last_published = -1
             return
-        sent = 0
-        for bar in bars:
-            self._produce_closed(self.closed_topic, bar, batch_id)
-            sent += 1
-        if not sent:
+        name = transactional_id(checkpoint_id)
+        producer = Producer(bars_producer_config(self.settings, name, self._on_error))
+        self._until_done(lambda: producer.init_transactions(5.0), "start its Kafka transactions")
+        self._closed = producer
+        self._marker = Consumer(reader_config(self.settings, name))
+        marker = self._marker
+        mark = TopicPartition(self.closed_topic, MARK_PARTITION)
+        found = self._until_done(
+            lambda: marker.committed([mark], timeout=5.0)[0], "read its last published batch"
+        )
+        self.last_published = found.offset - 1 if found.offset >= 0 else -1
+
+    def publish_closed(self, bars: Sequence[Mapping[str, Any]], batch_id: int) -> None:
+        """Send the batch's closed bars in one transaction, committed with the batch's id.
+
+        A batch whose transaction already committed (it runs again after a crash between the
+        commit and the batch's record) publishes nothing. Waits through a broker outage
+        (saying so once), aborting and retrying the transaction if it fails; raises
+        :class:`BarsNotPublishedError` if the job is told to stop first (the batch is not
+        recorded and runs again on restart), :class:`BarsFencedError` if another run of this
+        checkpoint took the transactional id.
+        """
+        if not self.closed_topic or not bars:
             return
+        assert self._closed is not None, "open() first"
+        assert self.last_published is not None
+        if batch_id <= self.last_published:
+            return  # committed before the crash that re-runs this batch
         started = time.monotonic()
         told = False
-        while self._producer.flush(1.0):
+        while True:
+            try:
+                self._transaction(bars, batch_id)
+                break
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                self._give_up_on(err, batch_id)
             if self.stopping.is_set():
+                self._abort(batch_id)
                 raise BarsNotPublishedError(
                     f"stopping before the bars of batch {batch_id} reached {self.closed_topic}"
                 )
@@ -153,24 +210,99 @@ class BarPublisher:
                     f"({self.closed_topic} at {self.settings.kafka_bootstrap_servers})"
                 )
                 told = True
-        failed, self._failed = self._failed, []
-        if failed:  # a permanent error (authorization, a deleted topic): the batch fails
-            first = failed[0].error()
-            raise BarsNotPublishedError(
-                f"{len(failed)} bars of batch {batch_id} were refused by {self.closed_topic}: "
-                f"{first.str() if first else '?'}"
-            )
+            self._abort(batch_id)
+            time.sleep(0.5)
         if told:
             self.notify(f"Kafka took the bars of batch {batch_id} after {_since(started)}")
-        self.published += sent
+        self.last_published = batch_id
+        self.published += len(bars)
+
+    def _transaction(self, bars: Sequence[Mapping[str, Any]], batch_id: int) -> None:
+        """One attempt: begin, send every bar, commit the batch's id with them, commit."""
+        producer, topic = self._closed, self.closed_topic
+        assert producer is not None
+        assert self._marker is not None
+        assert topic is not None
+        producer.begin_transaction()
+        self._failed = []
+        for bar in bars:
+            self._produce_closed(producer, topic, bar, batch_id)
+        while self._flush(producer):
+            if self.stopping.is_set():
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "stopping"))
+        if self._failed:  # the transaction cannot commit now: the caller aborts it
+            first = self._failed[0].error()
+            raise KafkaException(first or KafkaError(KafkaError._FAIL, "a bar was not sent"))
+        # The batch's id goes into the same transaction, as the next "offset" of a consumer
+        # group of this checkpoint: it becomes visible exactly when the bars do.
+        mark = TopicPartition(topic, MARK_PARTITION, batch_id + 1)
+        producer.send_offsets_to_transaction(
+            [mark], self._marker.consumer_group_metadata(), TRANSACTION_CALL_S
+        )
+        producer.commit_transaction(TRANSACTION_CALL_S)
+
+    def _give_up_on(self, err: KafkaError, batch_id: int) -> None:
+        """Raise for an error that another attempt cannot get past; return to retry."""
+        if err.code() in _FENCED:
+            raise BarsFencedError(self.closed_topic or "", batch_id)
+        if err.fatal():
+            raise TickstreamError(
+                f"the producer of the bars of batch {batch_id} failed for good on "
+                f"{self.closed_topic}: {err.str()}",
+                "the batch was not recorded and runs again on restart",
+            )
+        if err.code() in _REFUSED:
+            raise BarsNotPublishedError(
+                f"the bars of batch {batch_id} were refused by {self.closed_topic}: {err.str()}"
+            )
+
+    def _abort(self, batch_id: int) -> None:
+        """Abort the open transaction, if any (retried through an outage by the caller)."""
+        assert self._closed is not None
+        try:
+            self._closed.abort_transaction(TRANSACTION_CALL_S)
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            if err.fatal() or err.code() in _FENCED:
+                self._give_up_on(err, batch_id)
+            # No transaction open, or the coordinator unreachable: the next attempt's
+            # begin_transaction (or the broker's timeout) settles it.
+
+    def _until_done(self, call: Callable[[], _T], what: str) -> _T:
+        """``call`` retried through an outage; one line for an error Kafka will not retry."""
+        started = time.monotonic()
+        told = False
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if err.code() == KafkaError.INVALID_TRANSACTION_TIMEOUT:
+                    raise TickstreamError(
+                        f"the brokers at {self.settings.kafka_bootstrap_servers} refuse a "
+                        f"transaction timeout of {BARS_TRANSACTION_TIMEOUT_MS // 1000}s for "
+                        f"the bars on {self.closed_topic}: their transaction.max.timeout.ms "
+                        "is lower",
+                        "raise the brokers' transaction.max.timeout.ms to at least 60000 "
+                        "(Kafka's default is 900000), or set BARS_TOPIC=off",
+                    ) from None
+                if not err.retriable() or self.stopping.is_set():
+                    raise TickstreamError(
+                        f"the bars job could not {what} on {self.closed_topic}: {err.str()}",
+                        "check the broker and the job's ACLs (transactional id and group "
+                        "'tickstream-bars-*')",
+                    ) from None
+                if not told and time.monotonic() - started > OUTAGE_NOTICE_S:
+                    self.notify(f"waiting for Kafka to {what} ({self.closed_topic})")
+                    told = True
 
     def publish_forming(self, bars: Iterable[Mapping[str, Any]], batch_id: int) -> None:
         """Send the forming bars without waiting: the next batch's supersede them."""
-        if not self.live_topic:
+        if self._forming is None or not self.live_topic:
             return
         for bar in bars:
             try:
-                self._producer.produce(
+                self._forming.produce(
                     self.live_topic,
                     encode(bar_message(bar, provisional=True, batch_id=batch_id)),
                     bar["symbol"],
@@ -178,20 +310,41 @@ class BarPublisher:
                 )
             except BufferError:
                 self.forming_failed += 1
-        self._producer.poll(0)
+        self._forming.poll(0)
 
     def close(self, timeout: float = 5.0) -> None:
-        self._producer.flush(timeout)
+        if self._forming is not None:
+            self._forming.flush(timeout)
+        if self._marker is not None:
+            self._marker.close()
+            self._marker = None
 
-    def _produce_closed(self, topic: str, bar: Mapping[str, Any], batch_id: int) -> None:
+    def _produce_closed(
+        self, producer: Producer, topic: str, bar: Mapping[str, Any], batch_id: int
+    ) -> None:
         """Queue a closed bar, waiting for room in the client's queue if it is full."""
         value = encode(bar_message(bar, provisional=False, batch_id=batch_id))
         while True:
             try:
-                self._producer.produce(topic, value, bar["symbol"], on_delivery=self._on_closed)
+                producer.produce(topic, value, bar["symbol"], on_delivery=self._on_closed)
                 return
             except BufferError:
-                self._producer.poll(0.1)
+                producer.poll(0.1)
+
+    def _flush(self, producer: Producer) -> int:
+        """Wait up to a second for the queue to empty; how many messages are left."""
+        try:
+            return int(producer.flush(1.0))
+        except SystemError:
+            # confluent-kafka's flush() fails without an exception of its own once the
+            # producer has a fatal error (fenced): the error callback has it.
+            raise KafkaException(
+                self._fatal or KafkaError(KafkaError._FATAL, "the producer failed")
+            ) from None
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err
 
     def _on_closed(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -200,6 +353,24 @@ class BarPublisher:
     def _on_forming(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self.forming_failed += 1
+
+
+def transactional_id(checkpoint_id: str) -> str:
+    """The closed bars' transactional id (and the group that records the last published
+    batch): one per checkpoint, the same for every run on it."""
+    return f"tickstream-bars-{checkpoint_id}"
+
+
+class BarsFencedError(TickstreamError):
+    """Another run of this checkpoint took the bars' transactional id: this one stops."""
+
+    def __init__(self, topic: str, batch_id: int) -> None:
+        which = f" before publishing the bars of batch {batch_id}" if batch_id >= 0 else ""
+        super().__init__(
+            f"another job on this lake's checkpoint took over publishing to {topic}{which} "
+            "(fenced by Kafka); this job stops and commits nothing more",
+            "run one job per lake; the newer one goes on from the checkpoint",
+        )
 
 
 class BarsNotPublishedError(RuntimeError):

@@ -91,6 +91,8 @@ def run_stream(
         job.stop()  # on a signal; after --once, it ends the lake's compaction thread
         console.tick(force=True)
         error = job.failure()
+        if isinstance(error, TickstreamError):
+            raise error
         if error is not None:
             raise TickstreamError(f"the bars job failed: {str(error).splitlines()[0][:500]}")
     notify("stopped; a restart resumes from the checkpoint")

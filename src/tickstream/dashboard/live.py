@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from tickstream.config import Settings
-from tickstream.kafka.clients import librdkafka_config
+from tickstream.kafka.clients import reader_config
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,10 @@ class LiveFeed:
         self.error = err.str()
 
     def _consumer(self) -> Consumer:
+        # read_committed: a closed bar appears when its micro-batch's transaction commits.
         return Consumer(
             {
-                **librdkafka_config(self.settings),
-                "group.id": "tickstream-dashboard",  # required by the client; never committed
-                "enable.auto.commit": False,
+                **reader_config(self.settings, "tickstream-dashboard"),
                 "enable.partition.eof": False,
                 "error_cb": self._on_error,
             }

@@ -98,3 +98,48 @@ def producer_config(
         # is up again (see TickProducer._on_stats).
         "statistics.interval.ms": 1000,
     }
+
+
+# A Kafka transaction of closed bars left open longer than this (a crash, an outage) is aborted
+# by the broker. Kafka's default; the broker's `transaction.max.timeout.ms` (default 15 minutes)
+# must allow it, which the job checks at start.
+BARS_TRANSACTION_TIMEOUT_MS = 60_000
+
+
+def bars_producer_config(
+    settings: Settings, transactional_id: str, on_error: Callable[[KafkaError], None]
+) -> dict[str, Any]:
+    """The job's producer of closed bars: one Kafka transaction per micro-batch. The same
+    ``transactional_id`` for every run on one checkpoint fences the run it replaces."""
+    return {
+        **librdkafka_config(settings),
+        "error_cb": on_error,
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": BARS_TRANSACTION_TIMEOUT_MS,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "partitioner": "murmur2_random",  # as the tick producer and Java clients
+    }
+
+
+def forming_producer_config(settings: Settings) -> dict[str, Any]:
+    """The job's producer of forming bars: provisional, outside transactions, not waited for."""
+    return {
+        **librdkafka_config(settings),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "partitioner": "murmur2_random",
+    }
+
+
+def reader_config(settings: Settings, group: str) -> dict[str, Any]:
+    """A consumer that reads, never commits, and sees only committed transactions (the closed
+    bars of a micro-batch appear all at once, and those of an aborted attempt never)."""
+    return {
+        **librdkafka_config(settings),
+        "group.id": group,  # required by the client; never committed
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+    }

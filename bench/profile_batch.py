@@ -16,7 +16,8 @@ in one Spark session (local[2]), warmed first on the 120,000 ES ticks of the tes
 
     .venv/bin/python bench/profile_batch.py                  # 2,000,000 ticks, batches of 500,000
     .venv/bin/python bench/profile_batch.py --ticks 1000000 --batch 250000
-    .venv/bin/python bench/profile_batch.py --es --cold --compilations --java-options=-XX:TieredStopAtLevel=1
+    .venv/bin/python bench/profile_batch.py --es --cold --compilations \
+        --java-options=-XX:TieredStopAtLevel=1
 """
 
 from __future__ import annotations

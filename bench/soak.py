@@ -99,6 +99,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+BARS_OFF = {"bars_topic": "off", "bars_live_topic": "off"}
+
+
 def step_rates(args: argparse.Namespace) -> int:
     """One soak per rate, lowest first, until one fails; the highest that held is the figure."""
     passed: float | None = None
@@ -107,6 +110,7 @@ def step_rates(args: argparse.Namespace) -> int:
         command = [sys.executable, __file__, "--rate", str(rate), "--every", str(args.every)]
         command += ["--warmup", str(args.warmup), "--trigger", args.trigger]
         command += ["--window", args.window, "--watermark", args.watermark]
+        command += ["--bars-topics", args.bars_topics]
         if args.seconds:
             command += ["--seconds", str(args.seconds)]
         if args.latency_target is not None:
@@ -154,6 +158,12 @@ def main() -> int:
     parser.add_argument("--watermark", default="2 minutes")
     parser.add_argument("--trigger", default="1 second")
     parser.add_argument(
+        "--bars-topics",
+        choices=("on", "off"),
+        default="on",
+        help="publish bars to Kafka (closed bars in transactions, forming bars) or not",
+    )
+    parser.add_argument(
         "--latency-target",
         type=float,
         help="also judge the p95 bar latency: at most this many seconds after the watermark "
@@ -191,6 +201,9 @@ def main() -> int:
             "tickstream_jars_dir": REPO / ".tickstream" / "jars",
             "msgs_per_sec": args.rate,
             "processing_trigger": args.trigger,
+            **(
+                {"bars_topic": "off", "bars_live_topic": "off"} if args.bars_topics == "off" else {}
+            ),
         }
     )
     ensure_topics(bootstrap, pipeline_topics(settings))  # the ticks and the bars topics

@@ -172,3 +172,18 @@ def as_row(bar: dict[str, Any]) -> tuple[Any, ...]:
         bar["pct_change"],
         bar["date"],
     )
+
+
+BAR_SCHEMA = Path(__file__).resolve().parents[1] / "src" / "tickstream" / "bars" / "bar.schema.json"
+
+
+def check_bar_message(message: dict[str, Any]) -> None:
+    """Raise unless ``message`` meets the bars topic's contract (its JSON Schema file)."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads(BAR_SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(message)

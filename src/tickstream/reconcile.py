@@ -7,16 +7,20 @@ files in the lake read by DuckDB) and says whether they agree.
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from tickstream.bars.publish import CHECKPOINT_HEADER
 from tickstream.bars.state import Snapshot, StateStore, Totals
 from tickstream.config import Settings
-from tickstream.kafka.clients import librdkafka_config
+from tickstream.errors import TickstreamError
+from tickstream.kafka.clients import librdkafka_config, reader_config
 from tickstream.lake.layout import Lake
 from tickstream.lake.read import connect, tables_in
 
@@ -173,10 +177,83 @@ def reconcile(
         Check("late ticks counted = rows in late/", t.late, lake["late"]),
         Check("bars counted = rows in bars/", t.bars, lake["bars"]),
     ]
+    if settings.bars_topic:
+        checks += bars_topic_checks(settings, where, con)
     report = Report(topic_messages, consumed, lag, t, open_ticks, lake, checks, (start, end))
     if start is not None or end is not None:
         _range_checks(report, con, snapshot, settings, start, end)
     return report
+
+
+def bars_topic_checks(
+    settings: Settings, where: Lake, con: duckdb.DuckDBPyConnection
+) -> list[Check]:
+    """The closed bars this lake's job published to BARS_TOPIC, as a read_committed consumer
+    sees them: each once, and as many as the lake's bars from the first window the topic
+    still holds (older ones may have passed the topic's retention). Bars of other lakes on the
+    same topic are told apart by their checkpoint header."""
+    assert settings.bars_topic is not None
+    text = where.read_text(*Lake.QUERY)
+    if text is None:
+        return []
+    checkpoint = str(json.loads(text)["id"]).encode()
+    seen: Counter[tuple[str, int]] = Counter()
+    for message in read_topic(settings, settings.bars_topic):
+        headers = dict(message.headers() or [])
+        if headers.get(CHECKPOINT_HEADER) != checkpoint:
+            continue
+        bar = json.loads(message.value() or b"{}")
+        seen[(bar["symbol"], int(bar["window_start_ms"]))] += 1
+    first = min((ms for _symbol, ms in seen), default=None)
+    since = "" if first is None else f"WHERE epoch_ms(window_start) >= {first}"
+    in_lake = _count(con, "bars", "count(*)", since) if seen else 0
+    repeats = sum(n - 1 for n in seen.values())
+    return [
+        Check(f"closed bars on {settings.bars_topic} published more than once", repeats, 0),
+        Check(
+            f"closed bars on {settings.bars_topic} = rows in bars/ from its first window",
+            len(seen),
+            in_lake,
+        ),
+    ]
+
+
+def read_topic(settings: Settings, topic: str, timeout: float = 60.0) -> list[Message]:
+    """Every committed message of ``topic``, from the start of each partition to its end now."""
+    consumer = Consumer(
+        {
+            **reader_config(settings, "tickstream-reconcile"),
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        partitions = sorted(consumer.list_topics(topic, timeout=15).topics[topic].partitions)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)
+            for p in partitions
+        }
+        remaining = {p for p, (low, high) in ends.items() if high > low}
+        consumer.assign(
+            [TopicPartition(topic, p, ends[p][0]) for p in partitions if p in remaining]
+        )
+        found: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=10_000, timeout=1.0):
+                p, error = message.partition(), message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    remaining.discard(p)  # at its end (an open transaction's start, if any)
+                elif error is None:
+                    found.append(message)
+        if remaining:
+            raise TickstreamError(
+                f"timed out reading {topic} at {settings.kafka_bootstrap_servers}",
+                "check that the broker answers, then run reconcile again",
+            )
+        return found
+    finally:
+        consumer.close()
 
 
 def _range_checks(

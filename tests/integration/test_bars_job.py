@@ -23,6 +23,7 @@ from tests.kafka_helpers import TopicEnds, consume_all
 from tests.reference import (
     LAKE_TABLES,
     as_row,
+    check_bar_message,
     has_commit,
     lake_bars,
     lake_sql,
@@ -263,14 +264,20 @@ def test_killed_at_random_points_the_output_is_still_exact(
     assert archive == [(120_000, 120_000)]
     assert_tables_whole(out)
     settings = load_settings(
-        {"kafka_bootstrap_servers": kafka_broker, "kafka_topic": topic, "output_path": out}
+        {
+            "kafka_bootstrap_servers": kafka_broker,
+            "kafka_topic": topic,
+            "output_path": out,
+            "bars_topic": bars_topic,
+        }
     )
-    assert_reconciled(settings)
+    assert_reconciled(settings)  # with the bars topic's checks: each once, as many as the lake
 
     # Bars on Kafka: each of the lake's bars exactly once, and no other.
     published: Counter[tuple[Any, ...]] = Counter()
     for record in consume_all(kafka_broker, bars_topic):
         bar = json.loads(record.value)
+        check_bar_message(bar)
         published[as_row(bar)] += 1
     assert [row for row, n in published.items() if n > 1] == []
     assert sorted(published) == sorted(lake_bars(str(out)))

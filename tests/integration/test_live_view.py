@@ -24,7 +24,7 @@ from tests.helpers import spawn_produce, wait_until
 from tests.integration.test_bars_job import settings_for
 from tests.jobs import Jobs
 from tests.kafka_helpers import consume_all
-from tests.reference import as_row, lake_bars
+from tests.reference import as_row, check_bar_message, lake_bars
 from tests.streams import send_heartbeat
 from tickstream.bars.job import BarsJob
 from tickstream.config import Settings, settings_env
@@ -249,6 +249,10 @@ def test_the_bars_topic_holds_the_lakes_bars_and_the_metrics_agree_with_reconcil
         metrics = samples(response.read().decode())
     report = reconcile(live.settings)
     assert report.balanced, "\n".join(report.lines())
+    bars_topic = live.settings.bars_topic
+    assert bars_topic is not None
+    topic_checks = [c for c in report.checks if bars_topic in c.name]
+    assert [c.left for c in topic_checks] == [0, report.lake["bars"]]  # once each, all of them
     t = report.totals
     assert metrics[("tickstream_messages_total", ())] == report.topic_messages == t.messages
     assert metrics[("tickstream_ticks_total", (("outcome", "accepted"),))] == t.ticks_accepted
@@ -275,6 +279,7 @@ def test_the_bars_topic_holds_the_lakes_bars_and_the_metrics_agree_with_reconcil
     published: dict[tuple[str, int], dict[str, Any]] = {}
     for record in records:
         bar = json.loads(record.value)
+        check_bar_message(bar)
         assert record.key == bar["symbol"].encode()
         assert bar["schema_version"] == 1
         assert bar["provisional"] is False
@@ -290,6 +295,8 @@ def test_the_bars_topic_holds_the_lakes_bars_and_the_metrics_agree_with_reconcil
     live_records = consume_all(live.bootstrap, live.settings.bars_live_topic)
     forming = [json.loads(r.value) for r in live_records]
     assert forming
+    for message in forming:
+        check_bar_message(message)
     assert all(b["provisional"] is True for b in forming)
     assert {b["symbol"] for b in forming} == {"AAPL", "MSFT"}
 

@@ -37,6 +37,9 @@ from tickstream.kafka.clients import (
 
 SCHEMA_VERSION = 1
 OUTAGE_NOTICE_S = 10.0
+# Each bar message's header naming the checkpoint (the query's id) that published it: a
+# reader of a topic several lakes published to (reconcile) tells their bars apart by it.
+CHECKPOINT_HEADER = "tickstream-checkpoint"
 # The partition of BARS_TOPIC under which the checkpoint's group records the last published
 # batch (any partition would do: the record is the group's, not a position in the topic).
 MARK_PARTITION = 0
@@ -120,6 +123,7 @@ class BarPublisher:
         self.last_published: int | None = None  # set by open(): -1 when none yet
         self._failed: list[Message] = []
         self._fatal: KafkaError | None = None  # the closed bars' producer's, if it failed
+        self._headers: list[tuple[str, str | bytes | None]] = []
         self._closed: Producer | None = None
         self._marker: Consumer | None = None
         self._forming = Producer(forming_producer_config(settings)) if self.live_topic else None
@@ -166,6 +170,7 @@ class BarPublisher:
         producer = Producer(bars_producer_config(self.settings, name, self._on_error))
         self._until_done(lambda: producer.init_transactions(5.0), "start its Kafka transactions")
         self._closed = producer
+        self._headers = [(CHECKPOINT_HEADER, checkpoint_id.encode())]
         self._marker = Consumer(reader_config(self.settings, name))
         marker = self._marker
         mark = TopicPartition(self.closed_topic, MARK_PARTITION)
@@ -326,7 +331,13 @@ class BarPublisher:
         value = encode(bar_message(bar, provisional=False, batch_id=batch_id))
         while True:
             try:
-                producer.produce(topic, value, bar["symbol"], on_delivery=self._on_closed)
+                producer.produce(
+                    topic,
+                    value,
+                    bar["symbol"],
+                    headers=self._headers,
+                    on_delivery=self._on_closed,
+                )
                 return
             except BufferError:
                 producer.poll(0.1)

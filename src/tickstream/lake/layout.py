@@ -202,6 +202,7 @@ class Lake:
     STAGING = (CHECKPOINTS, "staging")  # files on their way into place (local disk)
     OFFSETS = (CHECKPOINTS, "bars", "offsets")  # Spark's offset log: the batches planned
     COMMITS = (CHECKPOINTS, "bars", "commits")  # Spark's commit log: the batches done
+    QUERY = (CHECKPOINTS, "bars", "metadata")  # Spark's record of the query's id
 
     # --- files (the driver's own, small) --------------------------------------------------------
 

@@ -163,15 +163,21 @@ def print_stages(found: list[dict[str, Any]], wall_s: float) -> None:
     )
 
 
-def print_profile(jfr: Path, top: int) -> None:
+def jfr_events(jfr: Path, event: str) -> list[dict[str, Any]]:
+    """The recording's events of one type, as `jfr print --json` gives them."""
     jfr_tool = (java_executable() or Path("java")).parent / "jfr"
     out = subprocess.run(
-        [str(jfr_tool), "print", "--json", "--events", "jdk.ExecutionSample", str(jfr)],
+        [str(jfr_tool), "print", "--json", "--events", event, str(jfr)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    samples = json.loads(out)["recording"]["events"]
+    events: list[dict[str, Any]] = json.loads(out)["recording"]["events"]
+    return events
+
+
+def print_profile(jfr: Path, top: int) -> None:
+    samples = jfr_events(jfr, "jdk.ExecutionSample")
     groups: Counter[str] = Counter()
     methods: Counter[str] = Counter()
     threads: Counter[str] = Counter()
@@ -208,18 +214,11 @@ def _seconds(duration: str) -> float:
 def print_compilations(jfr: Path) -> None:
     """The drain's JIT compilations: how many and how long, by tier (1-3: C1, 4: C2), and C2's
     by package (the first three parts of the class's name)."""
-    jfr_tool = (java_executable() or Path("java")).parent / "jfr"
-    out = subprocess.run(
-        [str(jfr_tool), "print", "--json", "--events", "jdk.Compilation", str(jfr)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     tiers: Counter[int] = Counter()
     tier_s: Counter[int] = Counter()
     packages: Counter[str] = Counter()
     package_s: Counter[str] = Counter()
-    for event in json.loads(out)["recording"]["events"]:
+    for event in jfr_events(jfr, "jdk.Compilation"):
         values = event["values"]
         tier, seconds = int(values["compileLevel"]), _seconds(values["duration"])
         tiers[tier] += 1

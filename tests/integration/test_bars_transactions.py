@@ -9,13 +9,18 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import repo_jars_dir
 from tests.kafka_helpers import consume_all
 from tickstream.bars.publish import BarPublisher, BarsFencedError, bar_message, encode
 from tickstream.config import Settings, load_settings
+from tickstream.errors import TickstreamError
+from tickstream.kafka.admin import TopicSpec, ensure_topics
+from tickstream.kafka.local import LocalKafka, free_port
 
 
 def bars_settings(base: Settings, bootstrap: str, topic: str) -> Settings:
@@ -144,3 +149,32 @@ def test_a_second_run_of_the_checkpoint_fences_the_first_which_commits_nothing(
     newer.close()
     zombie.close()
     assert published(kafka_broker, topic) == sorted(keys(0, 0) + keys(1, 1))
+
+
+def test_a_broker_that_refuses_the_transaction_timeout_stops_the_job_with_one_line(
+    base_settings: Settings, tmp_path: Path
+) -> None:
+    """A cluster whose transaction.max.timeout.ms is below the bars' 60 s: one line at open()."""
+    broker = LocalKafka(
+        tmp_path / "broker",
+        port=free_port(),
+        jars_dir=repo_jars_dir(),
+        heap="512m",
+        extra_props={"transaction.max.timeout.ms": "30000"},
+    )
+    bootstrap = broker.start(timeout=120).bootstrap
+    try:
+        ensure_topics(bootstrap, [TopicSpec("bars", 3)])
+        settings = bars_settings(base_settings, bootstrap, "bars")
+        publisher = BarPublisher(settings, stopping=threading.Event(), notify=print)
+        publisher.check_topics()
+        with pytest.raises(TickstreamError) as refused:
+            publisher.open(uuid.uuid4().hex)
+        assert str(refused.value) == (
+            f"the brokers at {bootstrap} refuse a transaction timeout of 60s for the bars on "
+            "bars: their transaction.max.timeout.ms is lower; raise the brokers' "
+            "transaction.max.timeout.ms to at least 60000 (Kafka's default is 900000), or set "
+            "BARS_TOPIC=off"
+        )
+    finally:
+        broker.stop(timeout=30)

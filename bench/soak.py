@@ -201,9 +201,7 @@ def main() -> int:
             "tickstream_jars_dir": REPO / ".tickstream" / "jars",
             "msgs_per_sec": args.rate,
             "processing_trigger": args.trigger,
-            **(
-                {"bars_topic": "off", "bars_live_topic": "off"} if args.bars_topics == "off" else {}
-            ),
+            **(BARS_OFF if args.bars_topics == "off" else {}),
         }
     )
     ensure_topics(bootstrap, pipeline_topics(settings))  # the ticks and the bars topics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -179,11 +180,17 @@ BAR_SCHEMA = Path(__file__).resolve().parents[1] / "src" / "tickstream" / "bars"
 
 def check_bar_message(message: dict[str, Any]) -> None:
     """Raise unless ``message`` meets the bars topic's contract (its JSON Schema file)."""
+    _bar_validator().validate(message)
+
+
+@functools.cache
+def _bar_validator() -> Any:
+    """The schema file read and its validator built once, for every message a test checks."""
     import json
 
     import jsonschema
 
     schema = json.loads(BAR_SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator(
+    return jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    ).validate(message)
+    )

@@ -288,8 +288,9 @@ class BarPublisher:
                         f"transaction timeout of {BARS_TRANSACTION_TIMEOUT_MS // 1000}s for "
                         f"the bars on {self.closed_topic}: their transaction.max.timeout.ms "
                         "is lower",
-                        "raise the brokers' transaction.max.timeout.ms to at least 60000 "
-                        "(Kafka's default is 900000), or set BARS_TOPIC=off",
+                        "raise the brokers' transaction.max.timeout.ms to at least "
+                        f"{BARS_TRANSACTION_TIMEOUT_MS} (Kafka's default is 900000), or set "
+                        "BARS_TOPIC=off",
                     ) from None
                 if not err.retriable() or self.stopping.is_set():
                     raise TickstreamError(

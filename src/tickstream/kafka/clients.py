@@ -112,25 +112,22 @@ def bars_producer_config(
     """The job's producer of closed bars: one Kafka transaction per micro-batch. The same
     ``transactional_id`` for every run on one checkpoint fences the run it replaces."""
     return {
-        **librdkafka_config(settings),
+        **forming_producer_config(settings),
         "error_cb": on_error,
         "transactional.id": transactional_id,
         "transaction.timeout.ms": BARS_TRANSACTION_TIMEOUT_MS,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "partitioner": "murmur2_random",  # as the tick producer and Java clients
     }
 
 
 def forming_producer_config(settings: Settings) -> dict[str, Any]:
-    """The job's producer of forming bars: provisional, outside transactions, not waited for."""
+    """The job's producer of forming bars: provisional, outside transactions, not waited for
+    (and the base of the closed bars' producer)."""
     return {
         **librdkafka_config(settings),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
-        "partitioner": "murmur2_random",
+        "partitioner": "murmur2_random",  # as the tick producer and Java clients
     }
 
 

@@ -272,10 +272,14 @@ def test_killed_at_random_points_the_output_is_still_exact(
         }
     )
     assert_reconciled(settings)  # with the bars topic's checks: each once, as many as the lake
+    assert_published_exactly_once(kafka_broker, bars_topic, out)
 
-    # Bars on Kafka: each of the lake's bars exactly once, and no other.
+
+def assert_published_exactly_once(bootstrap: str, bars_topic: str, out: Path) -> None:
+    """A read_committed consumer of the bars topic sees each of the lake's bars exactly once,
+    and no other; each message matches the bar schema."""
     published: Counter[tuple[Any, ...]] = Counter()
-    for record in consume_all(kafka_broker, bars_topic):
+    for record in consume_all(bootstrap, bars_topic):
         bar = json.loads(record.value)
         check_bar_message(bar)
         published[as_row(bar)] += 1

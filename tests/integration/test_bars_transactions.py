@@ -5,6 +5,7 @@ run of the same checkpoint fencing the first (the zombie)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable
@@ -16,9 +17,9 @@ import pytest
 
 from tests.conftest import repo_jars_dir
 from tests.kafka_helpers import consume_all
+from tests.streams import es_ticks, send_hostile
 from tickstream.bars.publish import BarPublisher, BarsFencedError, bar_message, encode
 from tickstream.config import Settings, load_settings
-from tickstream.errors import TickstreamError
 from tickstream.kafka.admin import TopicSpec, ensure_topics
 from tickstream.kafka.local import LocalKafka, free_port
 
@@ -152,9 +153,10 @@ def test_a_second_run_of_the_checkpoint_fences_the_first_which_commits_nothing(
 
 
 def test_a_broker_that_refuses_the_transaction_timeout_stops_the_job_with_one_line(
-    base_settings: Settings, tmp_path: Path
+    stream_proc: Callable[..., subprocess.Popen[str]], tmp_path: Path
 ) -> None:
-    """A cluster whose transaction.max.timeout.ms is below the bars' 60 s: one line at open()."""
+    """A cluster whose transaction.max.timeout.ms is below the bars' 60 s: `tickstream stream`
+    stops at its first batch with one line (and no traceback), exit 1."""
     broker = LocalKafka(
         tmp_path / "broker",
         port=free_port(),
@@ -164,17 +166,27 @@ def test_a_broker_that_refuses_the_transaction_timeout_stops_the_job_with_one_li
     )
     bootstrap = broker.start(timeout=120).bootstrap
     try:
-        ensure_topics(bootstrap, [TopicSpec("bars", 3)])
-        settings = bars_settings(base_settings, bootstrap, "bars")
-        publisher = BarPublisher(settings, stopping=threading.Event(), notify=print)
-        publisher.check_topics()
-        with pytest.raises(TickstreamError) as refused:
-            publisher.open(uuid.uuid4().hex)
-        assert str(refused.value) == (
-            f"the brokers at {bootstrap} refuse a transaction timeout of 60s for the bars on "
-            "bars: their transaction.max.timeout.ms is lower; raise the brokers' "
-            "transaction.max.timeout.ms to at least 60000 (Kafka's default is 900000), or set "
-            "BARS_TOPIC=off"
+        ensure_topics(bootstrap, [TopicSpec("ticks", 3), TopicSpec("bars", 3)])
+        send_hostile(bootstrap, "ticks", es_ticks(2_000))
+        job = stream_proc(
+            "ticks",
+            tmp_path / "lake",
+            "--once",
+            "--bars-topic",
+            "bars",
+            "--bars-live-topic",
+            "off",
+            env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap},
         )
+        output, _ = job.communicate(timeout=300)
+        assert job.returncode == 1, output
+        line = (
+            f"tickstream: error: the brokers at {bootstrap} refuse a transaction timeout of 60s "
+            "for the bars on bars: their transaction.max.timeout.ms is lower; raise the "
+            "brokers' transaction.max.timeout.ms to at least 60000 (Kafka's default is 900000), "
+            "or set BARS_TOPIC=off"
+        )
+        assert line in output.splitlines(), output
+        assert "Traceback" not in output, output
     finally:
         broker.stop(timeout=30)

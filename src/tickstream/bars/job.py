@@ -49,6 +49,7 @@ from tickstream.config import Settings
 from tickstream.errors import TickstreamError
 from tickstream.kafka.clients import spark_kafka_options
 from tickstream.lake.layout import CSV_TABLE, Lake
+from tickstream.lake.lock import UNLOCKED_NOTE, LakeLock
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
@@ -61,6 +62,10 @@ SEQUENCES = "sequences"  # the index record's word for chunks of sequence number
 
 class StoppedError(RuntimeError):
     """Raised inside a batch that starts while the job is stopping: Spark will run it again."""
+
+
+# Spark's error class when a second query writes the same checkpoint log.
+CONCURRENT_CHECKPOINT = "CONCURRENT_STREAM_LOG_UPDATE"
 
 
 class BarsJob:
@@ -77,6 +82,7 @@ class BarsJob:
         self.root = Lake.from_settings(settings)
         self.lake = LakeWriter(self.root)
         self.state = StateStore(self.root)
+        self.lock = LakeLock(self.root)
         self.rules = Rules(
             min_ts_ms=settings.tick_min_ms,
             max_ahead_ms=settings.tick_max_ahead_ms,
@@ -110,9 +116,19 @@ class BarsJob:
     # --- the query ----------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Check the lake and the bars topics, serve the metrics, and open the dedup index:
-        what :meth:`process` needs before a first micro-batch (``start`` calls it)."""
+        """Take the lake's lock, check the lake and the bars topics, serve the metrics, and open
+        the dedup index: what :meth:`process` needs before a first micro-batch (``start`` calls
+        it). A second job on the lake stops here, in one line (``lake/lock.py``)."""
         try:
+            self._prepare()
+        except BaseException:
+            self.lock.release()  # a job that did not start leaves the lake to the next one
+            raise
+
+    def _prepare(self) -> None:
+        try:
+            if not self.lock.acquire():  # one job per lake: a second is refused in one line
+                self.notify(UNLOCKED_NOTE)
             layout = self._prepare_lake()
         except OSError as exc:  # a wrong endpoint or key, a missing bucket, a read-only folder
             raise self.root.unreachable(exc) from None
@@ -126,17 +142,21 @@ class BarsJob:
     def start(self, *, once: bool = False) -> StreamingQuery:
         """Start the query; ``once`` processes what the topic holds now, then stops."""
         self.prepare()
-        source = read_events(self.spark, self.settings, self.rules)
-        writer = (
-            source.writeStream.foreachBatch(self.process)
-            .option("checkpointLocation", self.root.checkpoint())
-            .queryName("tickstream-bars")
-        )
-        if once:
-            writer = writer.trigger(availableNow=True)
-        else:
-            writer = writer.trigger(processingTime=self.settings.processing_trigger)
-        self.query = writer.start()
+        try:
+            source = read_events(self.spark, self.settings, self.rules)
+            writer = (
+                source.writeStream.foreachBatch(self.process)
+                .option("checkpointLocation", self.root.checkpoint())
+                .queryName("tickstream-bars")
+            )
+            if once:
+                writer = writer.trigger(availableNow=True)
+            else:
+                writer = writer.trigger(processingTime=self.settings.processing_trigger)
+            self.query = writer.start()
+        except BaseException:
+            self.lock.release()
+            raise
         self._started.set()
         if self.settings.lake_compaction:
             self.compactor = Compactor(
@@ -197,6 +217,7 @@ class BarsJob:
             self.publisher.close()
         if self.metrics is not None:
             self.metrics.close()
+        self.lock.release()
 
     def failure(self) -> Exception | None:
         """Why the query ended, or None: stopped on request, or finished (``once``).
@@ -212,6 +233,12 @@ class BarsJob:
         error = self.query.exception()
         if error is not None and self.refused_batch is not None:
             return None
+        if error is not None and CONCURRENT_CHECKPOINT in str(error):
+            return TickstreamError(  # two jobs on an unlocked (object-store) lake
+                f"another job wrote this lake's checkpoint ({self.root.checkpoint()}) at the "
+                "same time, and Spark stopped this one",
+                "run one job per lake; start this one again once the other has stopped",
+            )
         return error
 
     # --- one micro-batch ----------------------------------------------------------------------

@@ -45,6 +45,8 @@ CHECKPOINT_HEADER = "tickstream-checkpoint"
 MARK_PARTITION = 0
 # How long one call of the transaction API waits before the caller retries it.
 TRANSACTION_CALL_S = 10.0
+# How long past its own timeout a transaction call may run before its producer is replaced.
+HANG_MARGIN_S = 5.0
 _FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 # Errors another attempt would meet again (anything else is waited through: an outage).
 _REFUSED = {
@@ -125,6 +127,9 @@ class BarPublisher:
         self._fatal: KafkaError | None = None  # the closed bars' producer's, if it failed
         self._headers: list[tuple[str, str | bytes | None]] = []
         self._closed: Producer | None = None
+        self._name = ""  # the closed bars' transactional id
+        self._generation = 0  # of the closed bars' producer, replaced if it hangs
+        self.abandoned = 0  # producers left to a call that did not return
         self._marker: Consumer | None = None
         self._forming = Producer(forming_producer_config(settings)) if self.live_topic else None
 
@@ -167,9 +172,7 @@ class BarPublisher:
             self.last_published = -1
             return
         name = transactional_id(checkpoint_id)
-        producer = Producer(bars_producer_config(self.settings, name, self._on_error))
-        self._until_done(lambda: producer.init_transactions(5.0), "start its Kafka transactions")
-        self._closed = producer
+        self._closed = self._transactional_producer(name)
         self._headers = [(CHECKPOINT_HEADER, checkpoint_id.encode())]
         self._marker = Consumer(reader_config(self.settings, name))
         marker = self._marker
@@ -178,6 +181,22 @@ class BarPublisher:
             lambda: marker.committed([mark], timeout=5.0)[0], "read its last published batch"
         )
         self.last_published = found.offset - 1 if found.offset >= 0 else -1
+
+    def _transactional_producer(self, name: str) -> Producer:
+        """A producer holding the transactional id ``name``: its ``init_transactions`` fences
+        any other holder and finishes or aborts that one's open transaction."""
+        self._generation += 1
+        generation = self._generation
+
+        def on_error(err: KafkaError) -> None:  # an abandoned producer's errors are not ours
+            if generation == self._generation:
+                self._on_error(err)
+
+        self._fatal = None
+        producer = Producer(bars_producer_config(self.settings, name, on_error))
+        self._until_done(lambda: producer.init_transactions(5.0), "start its Kafka transactions")
+        self._name = name
+        return producer
 
     def publish_closed(self, bars: Sequence[Mapping[str, Any]], batch_id: int) -> None:
         """Send the batch's closed bars in one transaction, committed with the batch's id.
@@ -232,7 +251,7 @@ class BarPublisher:
         self._failed = []
         for bar in bars:
             self._produce_closed(producer, topic, bar, batch_id)
-        while self._flush(producer):
+        while self._flush(producer):  # each bar is delivered or fails within 60 s
             if self.stopping.is_set():
                 raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "stopping"))
         if self._failed:  # the transaction cannot commit now: the caller aborts it
@@ -241,10 +260,43 @@ class BarPublisher:
         # The batch's id goes into the same transaction, as the next "offset" of a consumer
         # group of this checkpoint: it becomes visible exactly when the bars do.
         mark = TopicPartition(topic, MARK_PARTITION, batch_id + 1)
-        producer.send_offsets_to_transaction(
-            [mark], self._marker.consumer_group_metadata(), TRANSACTION_CALL_S
-        )
+        self._send_offsets(producer, mark, self._marker.consumer_group_metadata())
         producer.commit_transaction(TRANSACTION_CALL_S)
+
+    def _send_offsets(self, producer: Producer, mark: TopicPartition, group: Any) -> None:
+        """``send_offsets_to_transaction``, with the deadline librdkafka does not keep.
+
+        librdkafka (2.16) ignores this call's timeout, and after a broker outage it can wait for
+        ever for a group coordinator it still has cached as gone (librdkafka issues 5456 and
+        5511; here, a broker stopped mid-transaction: tried). So the call runs in its own
+        thread; if it outlives its timeout, the producer is left to that thread and replaced
+        by a new one with the same transactional id, whose ``init_transactions`` fences the
+        stuck one and aborts its transaction. The attempt then fails and is retried."""
+        done = threading.Event()
+        raised: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                producer.send_offsets_to_transaction([mark], group, TRANSACTION_CALL_S)
+            except BaseException as exc:  # handed to the caller's thread
+                raised.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="bars-send-offsets", daemon=True).start()
+        if not done.wait(TRANSACTION_CALL_S + HANG_MARGIN_S):
+            self.abandoned += 1
+            self.notify(
+                "the bars' Kafka producer did not return from send_offsets_to_transaction "
+                f"within {TRANSACTION_CALL_S + HANG_MARGIN_S:.0f}s (a librdkafka bug after an "
+                "outage); replaced it with a new one, which aborts the attempt; retrying"
+            )
+            self._closed = self._transactional_producer(self._name)
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, "send_offsets_to_transaction did not return")
+            )
+        if raised:
+            raise raised[0]
 
     def _give_up_on(self, err: KafkaError, batch_id: int) -> None:
         """Raise for an error that another attempt cannot get past; return to retry."""

@@ -86,7 +86,10 @@ def run_stream(
         if outputs:
             notify("; ".join(outputs))
         while query.isActive and not stop.is_set():
-            query.awaitTermination(1)
+            try:
+                query.awaitTermination(1)
+            except Exception:  # the query failed: job.failure() below says why, in one line
+                break
             console.tick()
         job.stop()  # on a signal; after --once, it ends the lake's compaction thread
         console.tick(force=True)

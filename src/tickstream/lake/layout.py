@@ -203,6 +203,7 @@ class Lake:
     OFFSETS = (CHECKPOINTS, "bars", "offsets")  # Spark's offset log: the batches planned
     COMMITS = (CHECKPOINTS, "bars", "commits")  # Spark's commit log: the batches done
     QUERY = (CHECKPOINTS, "bars", "metadata")  # Spark's record of the query's id
+    LOCK = (CHECKPOINTS, "bars.lock")  # held by the lake's running job (lake/lock.py)
 
     # --- files (the driver's own, small) --------------------------------------------------------
 

@@ -343,7 +343,9 @@ def main() -> None:
             query.awaitTermination()
             if query.exception() is not None:
                 raise SystemExit(f"the job failed: {query.exception()}")
-            return time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            job.stop()  # lets go of the lake's lock
+            return seconds
 
         if not args.cold:
             print("warm-up drain (120,000 ES ticks):")

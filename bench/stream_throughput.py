@@ -16,6 +16,8 @@ of the test data; the JVM's start-up is timed separately):
   statistics (min/max/nulls of the first 32 columns, instead of the two readers filter by);
   ``serial-writes``: the job appending a batch's tables one after the other, not at once, and
   its tick archive with one task;
+- ``bars-topics``: the same job with the bars on Kafka too, as the product's defaults have them
+  (closed bars in one transaction per micro-batch, forming bars outside transactions);
 - ``builtin`` (``--designs ...,builtin``): the design spike of Spark's built-in stateful
   operators (see ``drain_builtin`` and docs/engine.md);
 - ``cold``: ``tickstream stream --once`` as a user runs it (a new process and JVM, the product's
@@ -150,6 +152,7 @@ def drain_tickstream(
     query.awaitTermination()
     if query.exception() is not None:
         raise SystemExit(f"tickstream failed: {query.exception()}")
+    job.lock.release()  # the lake is free again (a stop would be timed too)
 
 
 # The most ticks the dedup index held at once (the open windows' ticks) in the last drain.
@@ -281,6 +284,9 @@ def compare_bars(tickstream_lake: Path, flink_jsonl: Path) -> str:
 # Designs run as a command of their own (a new JVM): each is also timed on an empty topic, and
 # its rate is the input over (its time less that start-up).
 CMD_DESIGNS = ("cold", "flink")
+
+# The bars-topics design's topics (the product's defaults publish bars to Kafka).
+BARS_OUT, BARS_LIVE_OUT = "bench-bars", "bench-bars-live"
 
 # Settings the cold run leaves at the product's defaults.
 COLD_DEFAULTS = ("MAX_OFFSETS_PER_TRIGGER", "SPARK_MASTER")
@@ -616,7 +622,7 @@ def main() -> None:
                 ),
             )
             topics[name] = "state"
-        ensure_topics(bootstrap, [TopicSpec("empty", 3)])
+        ensure_topics(bootstrap, [TopicSpec(t, 3) for t in ("empty", BARS_OUT, BARS_LIVE_OUT)])
         topics["empty"] = "empty"
         t0 = time.perf_counter()
         spark = build_spark(base, app_name="tickstream-bench")
@@ -639,6 +645,12 @@ def main() -> None:
                 "parse": lambda: drain_read_parse(spark, settings, out),
                 "parse-full": lambda: drain_read_parse(spark, settings, out, fast_path=False),
                 "tickstream": lambda: drain_tickstream(spark, settings),
+                "bars-topics": lambda: drain_tickstream(
+                    spark,
+                    settings.model_copy(
+                        update={"bars_topic": BARS_OUT, "bars_live_topic": BARS_LIVE_OUT}
+                    ),
+                ),
                 "cold": lambda: drain_cold(settings, out),
                 "flink": lambda: drain_flink(settings, out, *flink_or_fail()),
                 "parquet-lake": lambda: drain_tickstream(spark, settings, parquet_lake=True),
@@ -675,6 +687,7 @@ def main() -> None:
             "parse": "read + parse (noop)",
             "parse-full": "read + full parse (noop)",
             "tickstream": "tickstream, all outputs",
+            "bars-topics": "the same, bars to Kafka too",
             "cold": "tickstream stream --once (cold)",
             "flink": "Flink SQL, parallelism 2 (cold)",
             "flink-warm": "Flink SQL, parallelism 2 (warm)",
@@ -735,6 +748,7 @@ def main() -> None:
                     ratio = rates[ours] / rates[theirs]
                     print(f"  {label:<37} {ratio:>18.2f}x")
             others = ("original", "parquet-lake", "all-stats", "serial-writes", "lean-delta")
+            others = (*others, "bars-topics")
             for other in (*others, "no-stats", "spark-bars"):
                 if "tickstream" in rates and other in rates:
                     ratio = rates["tickstream"] / rates[other]

@@ -52,6 +52,7 @@ class Jobs:
         job = self.start(settings, once=True, **kwargs)
         await_end(job, stall=stall)
         assert job.failure() is None, job.failure()
+        job.stop()  # as `tickstream stream --once` does: it lets go of the lake's lock
         return job
 
     def __enter__(self) -> Jobs:
@@ -66,6 +67,7 @@ class Jobs:
                 OWNED.pop(job.query.id, None)
                 if job.query.isActive:
                     job.stop(timeout=60)
+            job.lock.release()  # an ended job's too: the lake is free for the next test's
 
 
 def batches_done(job: BarsJob) -> int:

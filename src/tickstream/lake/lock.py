@@ -36,7 +36,8 @@ class LakeInUseError(TickstreamError):
 
 
 class LakeLock:
-    """The lake's job lock: :meth:`acquire` before the query starts, :meth:`release` at stop."""
+    """The lake's job lock: :meth:`acquire` before the query starts, :meth:`release` at stop
+    (``BarsJob.stop``; a job that ended by itself, ``--once``, holds it until then)."""
 
     def __init__(self, lake: Lake) -> None:
         self.lake = lake

@@ -43,3 +43,8 @@ fi
 .venv/bin/tickstream jars fetch
 # Java's class-data sharing for the Spark driver: the job starts seconds sooner (docs/engine.md).
 .venv/bin/tickstream jars archive
+
+# The tests' reference for the activity bars, mlfinpy, in a venv of its own (it pins numpy < 1.27).
+if [[ ",${extras:-}," == *",dev,"* ]]; then
+  .venv/bin/python -m tests.mlfinpy.reference >/dev/null
+fi

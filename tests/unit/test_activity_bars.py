@@ -1,0 +1,142 @@
+"""Cutting tick, volume and dollar bars (bars/activity.py), checked against mlfinpy's standard
+bars on the same ticks, and on the small cases that decide a bar's boundary."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.mlfinpy.reference import mlfinpy_bars
+from tickstream.bars.activity import KINDS, ActivityBar, OpenBar, Thresholds, cut
+from tickstream.errors import ConfigError
+
+THRESHOLDS = {"tick": 37.0, "volume": 1_234.5, "dollar": 98_765.4321}
+
+
+def arrays(ticks: list[tuple[int, float, float]]) -> tuple[Any, Any, Any]:
+    ts, price, volume = zip(*ticks, strict=True) if ticks else ((), (), ())
+    return (
+        np.array(ts, dtype=np.int64),
+        np.array(price, dtype=np.float64),
+        np.array(volume, dtype=np.float64),
+    )
+
+
+def cut_all(
+    kind: str, threshold: float, ticks: list[tuple[int, float, float]], pieces: int = 1
+) -> tuple[list[ActivityBar], OpenBar]:
+    """The ticks cut in ``pieces`` consecutive runs, the open bar carried through JSON between
+    them (as across micro-batches and restarts)."""
+    bars: list[ActivityBar] = []
+    bar = OpenBar()
+    bounds = np.linspace(0, len(ticks), pieces + 1).astype(int)
+    for lo, hi in itertools.pairwise(bounds):
+        closed, bar = cut("ES", kind, threshold, bar, *arrays(ticks[lo:hi]))
+        bars += closed
+        bar = OpenBar.from_json(bar.to_json())
+    return bars, bar
+
+
+def as_mlfinpy(bars: list[ActivityBar]) -> list[tuple[Any, ...]]:
+    return [(b.last_ms, b.open, b.high, b.low, b.close, b.volume, b.dollar, b.ticks) for b in bars]
+
+
+def market(seed: int, n: int) -> list[tuple[int, float, float]]:
+    """Prices off a binary grid and fractional volumes: sums that round, as real feeds' do."""
+    rng = random.Random(seed)
+    price, ts, out = 100.0, 1_700_000_000_000, []
+    for _ in range(n):
+        ts += rng.randrange(0, 50)
+        price = max(0.01, price + rng.gauss(0, 0.07))
+        out.append((ts, round(price, 2), round(rng.expovariate(1 / 37), 3)))
+    return out
+
+
+TICKS = market(seed=3, n=5_000)
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, list[Any]]:
+    """mlfinpy's bars of TICKS, each kind (one mlfinpy process for the three)."""
+    cases = [(kind, THRESHOLDS[kind], TICKS) for kind in KINDS]
+    return dict(zip(KINDS, mlfinpy_bars(cases), strict=True))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("pieces", [1, 7, 500])
+def test_bars_equal_mlfinpy_to_the_last_bit(
+    kind: str, pieces: int, reference: dict[str, list[Any]]
+) -> None:
+    bars, _ = cut_all(kind, THRESHOLDS[kind], TICKS, pieces)
+    assert len(bars) > 20
+    assert as_mlfinpy(bars) == reference[kind]
+    assert [b.number for b in bars] == list(range(1, len(bars) + 1))
+
+
+def test_a_tick_exactly_at_the_threshold_closes_the_bar_and_belongs_to_it() -> None:
+    ticks = [(1, 10.0, 2.0), (2, 11.0, 3.0), (3, 12.0, 1.0)]
+    bars, bar = cut_all("volume", 5.0, ticks)
+    assert [(b.first_ms, b.last_ms, b.volume, b.ticks, b.close) for b in bars] == [
+        (1, 2, 5.0, 2, 11.0)
+    ]
+    assert (bar.ticks, bar.volume, bar.open, bar.first_ms) == (1, 1.0, 12.0, 3)
+
+
+def test_a_single_tick_larger_than_the_threshold_is_a_bar_of_its_own_with_no_carry() -> None:
+    ticks = [(1, 10.0, 1.0), (2, 10.5, 50.0), (3, 10.25, 1.0), (4, 10.0, 1.0)]
+    bars, bar = cut_all("volume", 10.0, ticks)
+    assert [(b.first_ms, b.last_ms, b.volume, b.open, b.high, b.low) for b in bars] == [
+        (1, 2, 51.0, 10.0, 10.5, 10.0)
+    ]
+    assert (bar.ticks, bar.volume) == (2, 2.0)  # the next bar started empty
+    bars, bar = cut_all("dollar", 100.0, [(1, 1000.0, 1.0), (2, 1.0, 1.0)])
+    assert [(b.ticks, b.dollar) for b in bars] == [(1, 1000.0)]
+    assert (bar.ticks, bar.dollar) == (1, 1.0)
+
+
+def test_several_bars_close_in_one_run_and_one_stays_open_across_many() -> None:
+    ticks = [(i, 100.0 + i % 3, 1.0) for i in range(10)]
+    bars, bar = cut_all("tick", 3, ticks)
+    assert [(b.number, b.first_ms, b.last_ms, b.ticks) for b in bars] == [
+        (1, 0, 2, 3),
+        (2, 3, 5, 3),
+        (3, 6, 8, 3),
+    ]
+    assert (bar.number, bar.ticks, bar.first_ms) == (3, 1, 9)
+    # One bar open over 400 runs of one tick each, carried through JSON: one bar at the end.
+    ticks = [(i, 50.0 + (i % 7) / 4, 1.0) for i in range(400)]
+    bars, bar = cut_all("volume", 400.0, ticks, pieces=400)
+    assert [(b.first_ms, b.last_ms, b.ticks, b.high, b.low, b.close) for b in bars] == [
+        (0, 399, 400, 51.5, 50.0, 50.0 + (399 % 7) / 4)
+    ]
+    assert bar == OpenBar(number=1)
+
+
+def test_an_empty_run_changes_nothing() -> None:
+    bar = OpenBar(number=4, ticks=2, volume=3.0, dollar=30.0, open=10, high=10, low=10)
+    assert cut("ES", "dollar", 100.0, bar, *arrays([])) == ([], bar)
+
+
+def test_thresholds_for_every_symbol_or_by_symbol_with_a_default() -> None:
+    assert Thresholds.parse("off", "DOLLAR_BARS") is None
+    every = Thresholds.parse("5000", "TICK_BARS")
+    assert every is not None
+    assert (every.of("ES"), every.of("AAPL")) == (5000.0, 5000.0)
+    some = Thresholds.parse("ES=5000, aapl=20000", "VOLUME_BARS")
+    assert some is not None
+    assert (some.of("ES"), some.of("AAPL"), some.of("MSFT")) == (5000.0, 20000.0, None)
+    with_default = Thresholds.parse("ES=5000,*=1e6", "DOLLAR_BARS")
+    assert with_default is not None
+    assert (with_default.of("ES"), with_default.of("MSFT")) == (5000.0, 1e6)
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "ES=", "=5", "ES=abc", "nan", "inf", "ES=5,,"])
+def test_a_bad_threshold_is_one_line(text: str) -> None:
+    with pytest.raises(ConfigError) as bad:
+        Thresholds.parse(text, "VOLUME_BARS")
+    assert str(bad.value).startswith(f"VOLUME_BARS={text!r} is not a threshold; give ")
+    assert "\n" not in str(bad.value)

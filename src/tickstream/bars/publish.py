@@ -129,7 +129,6 @@ class BarPublisher:
         self._closed: Producer | None = None
         self._name = ""  # the closed bars' transactional id
         self._generation = 0  # of the closed bars' producer, replaced if it hangs
-        self.abandoned = 0  # producers left to a call that did not return
         self._marker: Consumer | None = None
         self._forming = Producer(forming_producer_config(settings)) if self.live_topic else None
 
@@ -285,7 +284,6 @@ class BarPublisher:
 
         threading.Thread(target=call, name="bars-send-offsets", daemon=True).start()
         if not done.wait(TRANSACTION_CALL_S + HANG_MARGIN_S):
-            self.abandoned += 1
             self.notify(
                 "the bars' Kafka producer did not return from send_offsets_to_transaction "
                 f"within {TRANSACTION_CALL_S + HANG_MARGIN_S:.0f}s (a librdkafka bug after an "

@@ -12,6 +12,7 @@ import pytest
 
 from tests.mlfinpy.reference import mlfinpy_bars
 from tickstream.bars.activity import KINDS, ActivityBar, OpenBar, Thresholds, cut
+from tickstream.config import load_settings, settings_env
 from tickstream.errors import ConfigError
 
 THRESHOLDS = {"tick": 37.0, "volume": 1_234.5, "dollar": 98_765.4321}
@@ -122,21 +123,35 @@ def test_an_empty_run_changes_nothing() -> None:
 
 
 def test_thresholds_for_every_symbol_or_by_symbol_with_a_default() -> None:
-    assert Thresholds.parse("off", "DOLLAR_BARS") is None
-    every = Thresholds.parse("5000", "TICK_BARS")
+    assert Thresholds.parse("off") is None
+    every = Thresholds.parse("5000")
     assert every is not None
     assert (every.of("ES"), every.of("AAPL")) == (5000.0, 5000.0)
-    some = Thresholds.parse("ES=5000, aapl=20000", "VOLUME_BARS")
+    some = Thresholds.parse("ES=5000, aapl=20000")
     assert some is not None
     assert (some.of("ES"), some.of("AAPL"), some.of("MSFT")) == (5000.0, 20000.0, None)
-    with_default = Thresholds.parse("ES=5000,*=1e6", "DOLLAR_BARS")
+    with_default = Thresholds.parse("ES=5000,*=1e6")
     assert with_default is not None
     assert (with_default.of("ES"), with_default.of("MSFT")) == (5000.0, 1e6)
+
+
+def test_the_settings_keep_thresholds_in_a_form_they_read_back() -> None:
+    settings = load_settings({"dollar_bars": " es=5e6, *=1000000.5 ", "tick_bars": "500"})
+    assert settings.dollar_bars == "ES=5000000,*=1000000.5"
+    assert settings.tick_bars == "500"
+    assert settings.volume_bars == "off"
+    assert settings.activity_kinds == ("tick", "dollar")
+    dollar = settings.thresholds("dollar")
+    assert dollar is not None
+    assert (dollar.of("ES"), dollar.of("NQ")) == (5e6, 1000000.5)
+    assert load_settings(settings_env(settings)) == settings
 
 
 @pytest.mark.parametrize("text", ["0", "-5", "ES=", "=5", "ES=abc", "nan", "inf", "ES=5,,"])
 def test_a_bad_threshold_is_one_line(text: str) -> None:
     with pytest.raises(ConfigError) as bad:
-        Thresholds.parse(text, "VOLUME_BARS")
-    assert str(bad.value).startswith(f"VOLUME_BARS={text!r} is not a threshold; give ")
+        load_settings({"volume_bars": text})
+    assert str(bad.value).startswith(
+        f"bad setting --volume-bars={text!r}: expected a positive number for every symbol (5000)"
+    )
     assert "\n" not in str(bad.value)

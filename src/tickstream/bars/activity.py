@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tickstream.errors import ConfigError
+from tickstream.config.forms import Thresholds
+from tickstream.config.job import ACTIVITY_KINDS as KINDS
 
-KINDS = ("tick", "volume", "dollar")
+__all__ = ["KINDS", "ActivityBar", "OpenBar", "Thresholds", "cut"]
 
 
 @dataclass(frozen=True)
@@ -81,59 +82,6 @@ class ActivityBar:
     def vwap(self) -> float | None:
         """Dollar value over volume (None for a bar of zero volume)."""
         return self.dollar / self.volume if self.volume else None
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """A kind's thresholds: one for every symbol (``default``), and some by symbol."""
-
-    default: float | None
-    by_symbol: Mapping[str, float]
-
-    def of(self, symbol: str) -> float | None:
-        """The symbol's threshold, or None: no bars of this kind for it."""
-        return self.by_symbol.get(symbol, self.default)
-
-    @classmethod
-    def parse(cls, text: str, setting: str) -> Thresholds | None:
-        """``off`` (or empty): None. ``5000``: every symbol. ``ES=5000,AAPL=20000``: those
-        symbols only; ``*=1000`` among them sets the others'. A bad value: one line."""
-        text = text.strip()
-        if text.lower() in ("", "off"):
-            return None
-        default: float | None = None
-        by_symbol: dict[str, float] = {}
-        for item in text.split(","):
-            name, sep, value = item.strip().rpartition("=")
-            if not sep:
-                name, value = "*", item
-            name = name.strip()
-            number = _positive(value, setting, text)
-            if name == "*":
-                default = number
-            elif name:
-                by_symbol[name.upper()] = number
-            else:
-                raise _bad(setting, text)
-        return cls(default, by_symbol)
-
-
-def _positive(value: str, setting: str, text: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise _bad(setting, text) from None
-    if not (number > 0 and np.isfinite(number)):
-        raise _bad(setting, text)
-    return number
-
-
-def _bad(setting: str, text: str) -> ConfigError:
-    return ConfigError(
-        f"{setting}={text!r} is not a threshold",
-        f"give a positive number for every symbol ({setting}=5000), or some by symbol with "
-        f"an optional default ({setting}=ES=5000,AAPL=20000,*=1000), or off",
-    )
 
 
 Floats = npt.NDArray[np.float64]

@@ -178,19 +178,27 @@ def as_row(bar: dict[str, Any]) -> tuple[Any, ...]:
 BAR_SCHEMA = Path(__file__).resolve().parents[1] / "src" / "tickstream" / "bars" / "bar.schema.json"
 
 
+ACTIVITY_BAR_SCHEMA = BAR_SCHEMA.with_name("activity_bar.schema.json")
+
+
 def check_bar_message(message: dict[str, Any]) -> None:
     """Raise unless ``message`` meets the bars topic's contract (its JSON Schema file)."""
-    _bar_validator().validate(message)
+    _validator(BAR_SCHEMA).validate(message)
+
+
+def check_activity_bar_message(message: dict[str, Any]) -> None:
+    """Raise unless ``message`` meets the activity bars topic's contract."""
+    _validator(ACTIVITY_BAR_SCHEMA).validate(message)
 
 
 @functools.cache
-def _bar_validator() -> Any:
+def _validator(path: Path) -> Any:
     """The schema file read and its validator built once, for every message a test checks."""
     import json
 
     import jsonschema
 
-    schema = json.loads(BAR_SCHEMA.read_text(encoding="utf-8"))
+    schema = json.loads(path.read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )

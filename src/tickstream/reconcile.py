@@ -17,12 +17,13 @@ import duckdb
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from tickstream.bars.publish import CHECKPOINT_HEADER
-from tickstream.bars.state import Snapshot, StateStore, Totals
+from tickstream.bars.state import NO_TIME, Snapshot, StateStore, Totals
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
 from tickstream.kafka.clients import librdkafka_config, reader_config
-from tickstream.lake.layout import Lake
+from tickstream.lake.layout import ACTIVITY_TABLES, Lake
 from tickstream.lake.read import connect, tables_in
+from tickstream.ticks.schema import SYMBOL_RE
 
 
 @dataclass
@@ -177,12 +178,46 @@ def reconcile(
         Check("late ticks counted = rows in late/", t.late, lake["late"]),
         Check("bars counted = rows in bars/", t.bars, lake["bars"]),
     ]
+    checks += activity_checks(snapshot, con)
     if settings.bars_topic:
         checks += bars_topic_checks(settings, where, con)
     report = Report(topic_messages, consumed, lag, t, open_ticks, lake, checks, (start, end))
     if start is not None or end is not None:
         _range_checks(report, con, snapshot, settings, start, end)
     return report
+
+
+def activity_checks(snapshot: Snapshot, con: duckdb.DuckDBPyConnection) -> list[Check]:
+    """Each kind of activity bar the job has cut: its bars counted = rows in its table, and
+    the ticks it cut (the archive's, in the event-time range it has cut, of the symbols it has
+    bars for) = ticks in its closed bars + ticks in its open bars."""
+    checks = []
+    for kind, state in sorted(snapshot.activity.items()):
+        table = ACTIVITY_TABLES[kind]
+        counted = snapshot.totals.activity_bars.get(kind, 0)
+        checks.append(Check(f"{kind} bars counted = rows in {table}/", counted, _count(con, table)))
+        symbols = sorted(s for s, bar in state.open.items() if bar.number or bar.ticks)
+        if not symbols or "ticks" not in tables_in(con):
+            continue
+        names = ", ".join(f"'{s}'" for s in symbols if SYMBOL_RE.match(s))
+        since = (
+            f"window_start_ms >= {int(state.since_ms)} AND " if state.since_ms != NO_TIME else ""
+        )
+        cut = _count(
+            con,
+            "ticks",
+            where=f"WHERE {since}window_start_ms < {int(state.cut_to_ms)} AND symbol IN ({names})",
+        )
+        in_bars = _count(con, table, "sum(trade_count)")
+        open_ticks = sum(bar.ticks for bar in state.open.values())
+        checks.append(
+            Check(
+                f"ticks cut into {kind} bars = ticks in closed {kind} bars + in open ones",
+                cut,
+                in_bars + open_ticks,
+            )
+        )
+    return checks
 
 
 def bars_topic_checks(

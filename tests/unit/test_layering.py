@@ -13,6 +13,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "tickstream"
 # The modules that run Spark (the bars job's steps, its writer and compaction): the only ones
 # that may import pyspark when imported.
 RUN_SPARK = {
+    "tickstream.bars.activity_step",
     "tickstream.bars.job",
     "tickstream.bars.maintenance",
     "tickstream.bars.parse",

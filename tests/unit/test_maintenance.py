@@ -21,6 +21,7 @@ def test_event_time_tables_finish_with_the_watermark_rejects_with_the_clock() ->
         "bars": "2013-09-03",
         "late": "2013-09-03",
         "rejects": "2026-11-28",
+        **dict.fromkeys(["tick_bars", "volume_bars", "dollar_bars"], "2013-09-03"),
     }
     # A millisecond before midnight, the day is not finished yet.
     assert finished_before(ms("2013-09-02T23:59:59.999"), 0)["ticks"] == "2013-09-02"
@@ -52,6 +53,7 @@ def test_a_table_is_due_once_each_time_its_finished_date_moves() -> None:
     assert c.due() == {}  # same dates: nothing new is finished
 
     watermark[0] = ms("2013-09-02T00:01:00")
-    assert c.due() == {"ticks": "2013-09-02", "bars": "2013-09-02", "late": "2013-09-02"}
+    event_time = ["ticks", "bars", "late", "tick_bars", "volume_bars", "dollar_bars"]
+    assert c.due() == dict.fromkeys(event_time, "2013-09-02")
     now[0] = ms("2026-11-29T00:00:01") / 1000
     assert c.due()["rejects"] == "2026-11-29"

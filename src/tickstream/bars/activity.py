@@ -22,15 +22,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from tickstream.config.forms import Thresholds
 from tickstream.config.job import ACTIVITY_KINDS as KINDS
 
-__all__ = ["KINDS", "ActivityBar", "OpenBar", "Thresholds", "cut"]
+__all__ = [
+    "KINDS",
+    "ActivityBar",
+    "OpenBar",
+    "OpenBars",
+    "Thresholds",
+    "bar_row",
+    "cut",
+    "cut_sorted",
+]
 
 
 @dataclass(frozen=True)
@@ -197,3 +208,61 @@ def _close(symbol: str, kind: str, threshold: float, bar: OpenBar) -> ActivityBa
         dollar=bar.dollar,
         ticks=bar.ticks,
     )
+
+
+def bar_row(bar: ActivityBar) -> dict[str, Any]:
+    """A closed bar as a row of its table (lake/<kind>_bars; ``ACTIVITY_BAR_COLUMNS``)."""
+    last = _utc(bar.last_ms)
+    return {
+        "symbol": bar.symbol,
+        "number": bar.number,
+        "first_time": _utc(bar.first_ms),
+        "last_time": last,
+        "open": bar.open,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": bar.volume,
+        "dollar_value": bar.dollar,
+        "trade_count": bar.ticks,
+        "vwap": bar.vwap,
+        "threshold": bar.threshold,
+        "date": last.strftime("%Y-%m-%d"),
+    }
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+OpenBars = dict[str, dict[str, OpenBar]]  # kind -> symbol -> its open bar
+
+
+def cut_sorted(
+    ticks: pa.Table, thresholds: Mapping[str, Thresholds], open_bars: OpenBars
+) -> tuple[list[ActivityBar], OpenBars]:
+    """Cut ticks sorted by symbol then (event time, seq, event_id) into the bars of each kind
+    in ``thresholds`` (a symbol without a threshold of a kind gets none), continuing
+    ``open_bars``; returns the closed bars (by kind, symbol and number) and the open ones."""
+    result: OpenBars = {kind: dict(open_bars.get(kind, {})) for kind in thresholds}
+    closed: list[ActivityBar] = []
+    if ticks.num_rows == 0:
+        return closed, result
+    symbols = ticks["symbol"].to_numpy(zero_copy_only=False)
+    ts_ms = ticks["ts_epoch_ms"].to_numpy()
+    price = ticks["price"].to_numpy()
+    volume = ticks["volume"].to_numpy()
+    starts = np.flatnonzero(np.concatenate(([True], symbols[1:] != symbols[:-1])))
+    ends = np.append(starts[1:], len(symbols))
+    for kind, by_symbol in thresholds.items():
+        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+            symbol = str(symbols[lo])
+            threshold = by_symbol.of(symbol)
+            if threshold is None:
+                continue
+            bar = result[kind].get(symbol, OpenBar())
+            done, result[kind][symbol] = cut(
+                symbol, kind, threshold, bar, ts_ms[lo:hi], price[lo:hi], volume[lo:hi]
+            )
+            closed.extend(done)
+    return closed, result

@@ -28,6 +28,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from tickstream.bars import partials as P
+from tickstream.bars.activity import ActivityBar
+from tickstream.bars.activity_step import ActivityStep
 from tickstream.bars.maintenance import Compactor
 from tickstream.bars.metrics import JobMetrics
 from tickstream.bars.parse import Rules
@@ -92,6 +94,7 @@ class BarsJob:
         self.on_batch = on_batch
         self.notify = notify or (lambda message: None)
         self.compactor: Compactor | None = None
+        self.activity = ActivityStep(settings, self.lake, self.notify)
         self.parallel_writes = True  # off: one table after the other (bench/stream_throughput)
         # Threads kept for the life of the job: each Python thread that calls Spark holds a
         # connection to the JVM of its own.
@@ -300,6 +303,10 @@ class BarsJob:
             self._run_all(writes)
         finally:
             tagged.unpersist()
+        # Tick, volume and dollar bars: cut from the archive just committed, through the
+        # start of the oldest open window (bars/activity_step.py).
+        activity, activity_state = self.activity.run(before, new_watermark)
+        self.activity.write(activity, batch_id)
         if self.publisher is not None:
             # After the lake's commits, before the batch is recorded as done, in one Kafka
             # transaction that records the batch's id: exactly once (docs/live-view.md).
@@ -307,7 +314,7 @@ class BarsJob:
                 self._started.wait()
                 assert self.query is not None
                 self.publisher.open(self.query.id)
-            self.publisher.publish_closed(bars, batch_id)
+            self.publisher.publish_closed(bars, batch_id, activity)
             changed = sorted({p.key for p in summary.partials} & still_open.keys(), key=_by_time)
             forming = [P.to_bar(still_open[key], self.window_ms) for key in changed]
             self.publisher.publish_forming(forming, batch_id)
@@ -322,6 +329,7 @@ class BarsJob:
             heartbeats=summary.count("heartbeat"),
             bars=len(bars),
             rejected=summary.rejected,
+            activity=activity,
         )
         open_rows = P.open_ticks(still_open)
         max_event_ms = max([before.max_event_ms, *partition_max.values()])
@@ -334,6 +342,7 @@ class BarsJob:
                 open_rows=open_rows,
                 totals=totals,
                 open_windows=sorted(still_open.values(), key=lambda p: p.key),
+                activity=activity_state,
             )
         )
         self.state.prune(keep_from=batch_id - 1)
@@ -357,6 +366,7 @@ class BarsJob:
             ),
             seconds=time.monotonic() - started,
             totals=totals,
+            activity_bars=activity,
         )
 
     def _archive_files(self, accepted: int) -> int:
@@ -440,9 +450,18 @@ def _by_time(key: P.Key) -> tuple[int, str]:
     return (key[1], key[0])
 
 
-def _add(totals: Totals, *, rejected: dict[str, int], **counts: int) -> Totals:
+def _add(
+    totals: Totals,
+    *,
+    rejected: dict[str, int],
+    activity: list[ActivityBar],
+    **counts: int,
+) -> Totals:
     merged = dict(totals.rejected)
     for reason, n in rejected.items():
         merged[reason] = merged.get(reason, 0) + n
+    kinds = dict(totals.activity_bars)
+    for bar in activity:
+        kinds[bar.kind] = kinds.get(bar.kind, 0) + 1
     values = {name: getattr(totals, name) + n for name, n in counts.items()}
-    return Totals(rejected=merged, **values)
+    return Totals(rejected=merged, activity_bars=kinds, **values)

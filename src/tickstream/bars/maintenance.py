@@ -29,7 +29,7 @@ from pyspark.sql import SparkSession
 
 from tickstream.bars.writer import DRIVER_COMMITS, DRIVER_TABLES, delta_sql_path
 from tickstream.jvm.spark import MAINTENANCE_POOL
-from tickstream.lake.layout import DELTA_TABLES, Lake
+from tickstream.lake.layout import ACTIVITY_TABLES, DELTA_TABLES, Lake
 from tickstream.lake.read import is_delta_table
 
 # Z-ordering clusters rows with nearby values of these columns into the same files, so a read
@@ -38,6 +38,7 @@ ZORDER_COLUMNS = {
     "ticks": ("symbol", "ts"),
     "late": ("symbol", "ts"),
     "bars": ("symbol", "window_start"),
+    **dict.fromkeys(ACTIVITY_TABLES.values(), ("symbol", "number")),
 }
 
 # Delta refuses a VACUUM retention below 7 days unless its safety check is turned off.
@@ -184,6 +185,8 @@ def finished_before(watermark_ms: int, now_ms: int) -> dict[str, str]:
         "bars": by_event_time,
         "late": by_event_time,
         "rejects": day(now_ms),
+        # An activity bar's date is its last tick's: cut only through the watermark.
+        **dict.fromkeys(ACTIVITY_TABLES.values(), by_event_time),
     }
 
 

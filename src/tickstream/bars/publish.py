@@ -22,10 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from tickstream.bars.activity import ActivityBar, bar_row
 from tickstream.config import Settings
 from tickstream.errors import TickstreamError
 from tickstream.kafka.clients import (
@@ -95,6 +96,40 @@ def bar_message(bar: Mapping[str, Any], *, provisional: bool, batch_id: int) -> 
     }
 
 
+def activity_message(bar: ActivityBar, batch_id: int) -> dict[str, Any]:
+    """A tick, volume or dollar bar in ACTIVITY_BARS_TOPIC's JSON contract
+    (``activity_bar.schema.json``): its table's columns (times as ISO-8601 UTC and as epoch
+    milliseconds), ``kind``, ``batch_id`` and ``schema_version``."""
+    row = bar_row(bar)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": bar.kind,
+        "symbol": bar.symbol,
+        "number": bar.number,
+        "first_time": _iso(row["first_time"]),
+        "last_time": _iso(row["last_time"]),
+        "first_time_ms": bar.first_ms,
+        "last_time_ms": bar.last_ms,
+        "open": bar.open,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": bar.volume,
+        "dollar_value": bar.dollar,
+        "trade_count": bar.ticks,
+        "vwap": bar.vwap,
+        "threshold": bar.threshold,
+        "date": row["date"],
+        "batch_id": batch_id,
+    }
+
+
+class Record(NamedTuple):
+    topic: str
+    key: str
+    value: bytes
+
+
 def encode(message: Mapping[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
 
@@ -117,6 +152,13 @@ class BarPublisher:
     ) -> None:
         self.settings = settings
         self.closed_topic = settings.bars_topic
+        # Tick, volume and dollar bars go in the closed bars' transactions (whose record of the
+        # last published batch is on BARS_TOPIC): only with BARS_TOPIC on, and a kind on.
+        self.activity_topic = (
+            settings.activity_bars_topic
+            if settings.bars_topic and settings.activity_kinds
+            else None
+        )
         self.live_topic = settings.bars_live_topic
         self.stopping = stopping
         self.notify = notify
@@ -134,7 +176,7 @@ class BarPublisher:
 
     @property
     def topics(self) -> list[str]:
-        return [t for t in (self.closed_topic, self.live_topic) if t]
+        return [t for t in (self.closed_topic, self.activity_topic, self.live_topic) if t]
 
     @property
     def opened(self) -> bool:
@@ -157,7 +199,10 @@ class BarPublisher:
         for name in self.topics:
             info = existing.get(name)
             if info is None or info.error is not None:
-                which = "BARS_TOPIC" if name == self.closed_topic else "BARS_LIVE_TOPIC"
+                which = {
+                    self.closed_topic: "BARS_TOPIC",
+                    self.activity_topic: "ACTIVITY_BARS_TOPIC",
+                }.get(name, "BARS_LIVE_TOPIC")
                 raise TickstreamError(
                     f"topic '{name}' ({which}) does not exist on "
                     f"{self.settings.kafka_bootstrap_servers}",
@@ -197,8 +242,14 @@ class BarPublisher:
         self._name = name
         return producer
 
-    def publish_closed(self, bars: Sequence[Mapping[str, Any]], batch_id: int) -> None:
-        """Send the batch's closed bars in one transaction, committed with the batch's id.
+    def publish_closed(
+        self,
+        bars: Sequence[Mapping[str, Any]],
+        batch_id: int,
+        activity: Sequence[ActivityBar] = (),
+    ) -> None:
+        """Send the batch's closed bars (and its tick, volume and dollar bars) in one
+        transaction, committed with the batch's id.
 
         A batch whose transaction already committed (it runs again after a crash between the
         commit and the batch's record) publishes nothing. Waits through a broker outage
@@ -207,7 +258,8 @@ class BarPublisher:
         recorded and runs again on restart), :class:`BarsFencedError` if another run of this
         checkpoint took the transactional id.
         """
-        if not self.closed_topic or not bars:
+        records = self._records(bars, activity, batch_id)
+        if not records:
             return
         assert self._closed is not None, "open() first"
         assert self.last_published is not None
@@ -217,7 +269,7 @@ class BarPublisher:
         told = False
         while True:
             try:
-                self._transaction(bars, batch_id)
+                self._transaction(records, batch_id)
                 break
             except KafkaException as exc:
                 err: KafkaError = exc.args[0]
@@ -238,9 +290,30 @@ class BarPublisher:
         if told:
             self.notify(f"Kafka took the bars of batch {batch_id} after {_since(started)}")
         self.last_published = batch_id
-        self.published += len(bars)
+        self.published += len(records)
 
-    def _transaction(self, bars: Sequence[Mapping[str, Any]], batch_id: int) -> None:
+    def _records(
+        self, bars: Sequence[Mapping[str, Any]], activity: Sequence[ActivityBar], batch_id: int
+    ) -> list[Record]:
+        """The batch's closed-bar messages: (topic, key, value)."""
+        if not self.closed_topic:
+            return []
+        records = [
+            Record(
+                self.closed_topic,
+                bar["symbol"],
+                encode(bar_message(bar, provisional=False, batch_id=batch_id)),
+            )
+            for bar in bars
+        ]
+        if self.activity_topic:
+            records += [
+                Record(self.activity_topic, bar.symbol, encode(activity_message(bar, batch_id)))
+                for bar in activity
+            ]
+        return records
+
+    def _transaction(self, records: Sequence[Record], batch_id: int) -> None:
         """One attempt: begin, send every bar, commit the batch's id with them, commit."""
         producer, topic = self._closed, self.closed_topic
         assert producer is not None
@@ -248,8 +321,8 @@ class BarPublisher:
         assert topic is not None
         producer.begin_transaction()
         self._failed = []
-        for bar in bars:
-            self._produce_closed(producer, topic, bar, batch_id)
+        for record in records:
+            self._produce_closed(producer, record)
         while self._flush(producer):  # each bar is delivered or fails within 60 s
             if self.stopping.is_set():
                 raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "stopping"))
@@ -375,17 +448,14 @@ class BarPublisher:
             self._marker.close()
             self._marker = None
 
-    def _produce_closed(
-        self, producer: Producer, topic: str, bar: Mapping[str, Any], batch_id: int
-    ) -> None:
+    def _produce_closed(self, producer: Producer, record: Record) -> None:
         """Queue a closed bar, waiting for room in the client's queue if it is full."""
-        value = encode(bar_message(bar, provisional=False, batch_id=batch_id))
         while True:
             try:
                 producer.produce(
-                    topic,
-                    value,
-                    bar["symbol"],
+                    record.topic,
+                    record.value,
+                    record.key,
                     headers=self._headers,
                     on_delivery=self._on_closed,
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tickstream.bars.activity import ActivityBar
 from tickstream.bars.state import NO_TIME, Totals
 
 
@@ -25,3 +26,4 @@ class BatchReport:
     first_open_end_ms: int | None = None  # the end of the earliest open window
     seconds: float = 0.0
     totals: Totals = field(default_factory=Totals)
+    activity_bars: list[ActivityBar] = field(default_factory=list)  # tick, volume, dollar

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from pyspark.sql import types as T
 
-from tickstream.lake.columns import BAR_COLUMNS
+from tickstream.lake.columns import ACTIVITY_BAR_COLUMNS, BAR_COLUMNS
 
-__all__ = ["BAR", "BAR_COLUMNS", "EVENT_JSON", "FAST_FIELDS", "LATE", "REJECT", "TICK"]
+__all__ = [
+    "ACTIVITY_BAR",
+    "ACTIVITY_BAR_COLUMNS",
+    "BAR",
+    "BAR_COLUMNS",
+    "EVENT_JSON",
+    "FAST_FIELDS",
+    "LATE",
+    "REJECT",
+    "TICK",
+]
 
 # The JSON of a message, as parsed. Numbers must be JSON numbers; a type mismatch fills
 # _corrupt_record, which makes the message a reject.
@@ -71,6 +81,28 @@ BAR = T.StructType(
         T.StructField("date", T.StringType(), False),
     ]
 )
+
+# One tick, volume or dollar bar (lake/<kind>_bars). The column order (ACTIVITY_BAR_COLUMNS) is
+# part of the contract.
+ACTIVITY_BAR = T.StructType(
+    [
+        T.StructField("symbol", T.StringType(), False),
+        T.StructField("number", T.LongType(), False),
+        T.StructField("first_time", T.TimestampType(), False),
+        T.StructField("last_time", T.TimestampType(), False),
+        T.StructField("open", T.DoubleType(), False),
+        T.StructField("high", T.DoubleType(), False),
+        T.StructField("low", T.DoubleType(), False),
+        T.StructField("close", T.DoubleType(), False),
+        T.StructField("volume", T.DoubleType(), False),
+        T.StructField("dollar_value", T.DoubleType(), False),
+        T.StructField("trade_count", T.LongType(), False),
+        T.StructField("vwap", T.DoubleType(), True),  # null when the bar's volume is 0
+        T.StructField("threshold", T.DoubleType(), False),
+        T.StructField("date", T.StringType(), False),
+    ]
+)
+assert tuple(ACTIVITY_BAR.names) == ACTIVITY_BAR_COLUMNS
 
 # A rejected message: why, and where it came from, with its raw bytes.
 REJECT = T.StructType(

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from tickstream.bars.activity import OpenBar
 from tickstream.bars.partials import Key, Partial
 from tickstream.errors import TickstreamError
 from tickstream.lake.layout import Lake
@@ -37,6 +39,7 @@ class Totals:
     heartbeats: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     bars: int = 0
+    activity_bars: dict[str, int] = field(default_factory=dict)  # tick, volume, dollar bars
 
     @property
     def rejected_total(self) -> int:
@@ -53,10 +56,28 @@ class Snapshot:
     open_rows: int = 0
     totals: Totals = field(default_factory=Totals)
     open_windows: list[Partial] = field(default_factory=list)
+    # The activity bars' cutting, by kind: the window start through which the ticks were cut
+    # (``cut_to_ms``, NO_TIME before any) and each symbol's open bar.
+    activity: dict[str, ActivityState] = field(default_factory=dict)
     format: int = FORMAT
 
     def windows(self) -> dict[Key, Partial]:
         return {p.key: p for p in self.open_windows}
+
+
+@dataclass
+class ActivityState:
+    """One kind's cutting: the ticks with a window start in [since_ms, cut_to_ms) are cut
+    (NO_TIME: from the first), and each symbol's open bar."""
+
+    cut_to_ms: int = NO_TIME
+    open: dict[str, OpenBar] = field(default_factory=dict)
+    since_ms: int = NO_TIME
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ActivityState:
+        bars = {symbol: OpenBar.from_json(bar) for symbol, bar in data["open"].items()}
+        return cls(int(data["cut_to_ms"]), bars, int(data["since_ms"]))
 
 
 _BATCH_DIR = re.compile(r"^batch=(\d+)$")
@@ -85,7 +106,8 @@ def read_meta(lake: Lake, batch_id: int) -> Snapshot:
         )
     totals = Totals(**meta.pop("totals"))
     windows = [Partial.from_json(p) for p in meta.pop("open_windows")]
-    return Snapshot(**meta, totals=totals, open_windows=windows)
+    activity = {k: ActivityState.from_json(v) for k, v in meta.pop("activity", {}).items()}
+    return Snapshot(**meta, totals=totals, open_windows=windows, activity=activity)
 
 
 class StateStore:

@@ -33,6 +33,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from tickstream.lake.layout import (
+    ACTIVITY_TABLES,
     DELTA_LOG,
     DELTA_TABLES,
     PARTITION_PREFIX,
@@ -47,7 +48,7 @@ TXN_APP_ID = "tickstream-bars-job"
 
 # Tables the driver writes itself through the ``deltalake`` package (a few rows a batch), and
 # compacts the same way: each Delta table has one kind of writer, Spark or the driver.
-DRIVER_TABLES = ("bars",)
+DRIVER_TABLES = ("bars", *ACTIVITY_TABLES.values())
 # The driver's commits to those tables, one at a time (a batch's append, a compaction): on S3
 # nothing else stops two commits from taking the same version number.
 DRIVER_COMMITS = threading.Lock()

@@ -45,6 +45,14 @@ SESSION_NAMES = ("utc", "us-equities", "cme-futures")
 @click.option("--from", "start", help="Bars whose window starts at or after this ISO time (UTC).")
 @click.option("--to", "end", help="... and before this ISO time (UTC).")
 @click.option(
+    "--kind",
+    type=click.Choice(["time", "tick", "volume", "dollar"]),
+    default="time",
+    show_default=True,
+    help="Time bars, or the bars cut every TICK_BARS ticks, VOLUME_BARS of volume or "
+    "DOLLAR_BARS of traded value (--from/--to then select by the first tick's time).",
+)
+@click.option(
     "--resolution",
     help="Roll the stored bars up: 1m, 5m, 15m, 30m, 1h, 4h, 1d (a whole multiple of the "
     "stored bars; default: as stored).",
@@ -85,6 +93,7 @@ def bars_cmd(
     symbols: tuple[str, ...],
     start: str | None,
     end: str | None,
+    kind: str,
     resolution: str | None,
     session: str,
     extended: bool,
@@ -102,6 +111,7 @@ def bars_cmd(
       tickstream bars --symbol ES --resolution 1h
       tickstream bars --symbol ES --resolution 1d --session cme-futures
       tickstream bars --symbol AAPL,MSFT --resolution 5m --fill --format csv --output bars.csv
+      tickstream bars --symbol ES --kind dollar --limit 20
     """
     from tickstream.lake import Lake, read_bars
 
@@ -119,6 +129,7 @@ def bars_cmd(
         extended=extended,
         fill=fill,
         limit=limit,
+        kind=kind,
     )
     write_bars(frame, fmt, output_file)
 

@@ -33,6 +33,10 @@ STREAM_FIELDS = (
     "dlq_topic",
     "bars_topic",
     "bars_live_topic",
+    "activity_bars_topic",
+    "tick_bars",
+    "volume_bars",
+    "dollar_bars",
     "metrics_port",
     "metrics_host",
     "console_bars",
@@ -80,6 +84,10 @@ def run_stream(
         )
         outputs = [f"bars to {t}" for t in (settings.bars_topic,) if t]
         outputs += [f"forming bars to {t}" for t in (settings.bars_live_topic,) if t]
+        for kind in settings.activity_kinds:
+            outputs.append(f"{kind} bars of {getattr(settings, kind + '_bars')}")
+        if job.publisher is not None and job.publisher.activity_topic:
+            outputs.append(f"tick, volume and dollar bars to {job.publisher.activity_topic}")
         if settings.metrics_port:
             where = f"{settings.metrics_host}:{settings.metrics_port}"
             outputs.append(f"metrics on http://{where}/metrics")

@@ -63,6 +63,11 @@ class JobSettings(BaseModel):
     spark_shuffle_partitions: int = Field(
         4, description="Spark shuffle partitions of the bars job (more on a cluster)."
     )
+    activity_bars_topic: str | None = Field(
+        "activity-bars",
+        description="Publish every closed tick, volume and dollar bar to this Kafka topic, "
+        "in BARS_TOPIC's transactions; off = don't.",
+    )
     tick_bars: str = Field(
         "off", description="Also cut a bar every N ticks: N, SYMBOL=N,...,*=N, or off."
     )
@@ -86,7 +91,7 @@ class JobSettings(BaseModel):
             raise ValueError("expected a whole number > 0")
         return value
 
-    @field_validator("bars_topic", "bars_live_topic")
+    @field_validator("bars_topic", "bars_live_topic", "activity_bars_topic")
     @classmethod
     def _optional_topic(cls, value: str | None) -> str | None:
         return optional_topic(value)

@@ -30,7 +30,9 @@ from tickstream.errors import TickstreamError
 if TYPE_CHECKING:
     from tickstream.config import Settings
 
-DELTA_TABLES = ("bars", "ticks", "rejects", "late")
+# The activity bars' tables (issue 24), one per kind: written only when the kind is on.
+ACTIVITY_TABLES = {"tick": "tick_bars", "volume": "volume_bars", "dollar": "dollar_bars"}
+DELTA_TABLES = ("bars", "ticks", "rejects", "late", *ACTIVITY_TABLES.values())
 CSV_TABLE = "bars_csv"  # plain CSV files, one per date and batch
 CHECKPOINTS = "_checkpoints"
 DELTA_LOG = "_delta_log"

@@ -29,8 +29,8 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from tickstream.errors import BadQueryError, TickstreamError
-from tickstream.lake.columns import BAR_COLUMNS
-from tickstream.lake.layout import DELTA_TABLES, Lake
+from tickstream.lake.columns import ACTIVITY_BAR_COLUMNS, BAR_COLUMNS
+from tickstream.lake.layout import ACTIVITY_TABLES, DELTA_TABLES, Lake
 from tickstream.lake.resample import check_session, parse_resolution, resample, stored_resolution
 
 LakeLike = Lake | str | Path
@@ -77,6 +77,9 @@ def tables_in(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in rows} & set(DELTA_TABLES)
 
 
+BAR_KINDS = ("time", *ACTIVITY_TABLES)
+
+
 def stored_bars(
     lake: LakeLike,
     *,
@@ -85,35 +88,42 @@ def stored_bars(
     end: datetime | None = None,
     limit: int | None = None,
     newest: bool = False,
+    kind: str = "time",
 ) -> pd.DataFrame:
-    """The bars as stored, ordered by window and symbol, filtered by symbol and [start, end) on
-    window_start; with ``limit``, the first bars, or the last ones if ``newest``."""
-    con = connect(lake, ("bars",))
-    if "bars" not in tables_in(con):
-        return pd.DataFrame({c: [] for c in BAR_COLUMNS})
+    """The bars as stored, ordered by time and symbol, filtered by symbol and [start, end) on
+    window_start (time bars) or first_time (tick, volume and dollar bars); with ``limit``, the
+    first bars, or the last ones if ``newest``."""
+    table = ACTIVITY_TABLES.get(kind, "bars")
+    columns = ACTIVITY_BAR_COLUMNS if kind in ACTIVITY_TABLES else BAR_COLUMNS
+    at = "first_time" if kind in ACTIVITY_TABLES else "window_start"
+    times = (
+        ("first_time", "last_time") if kind in ACTIVITY_TABLES else ("window_start", "window_end")
+    )
+    con = connect(lake, (table,))
+    if table not in tables_in(con):
+        return pd.DataFrame({c: [] for c in columns})
     where: list[str] = []
     params: list[object] = []
     if symbols:
         where.append(f"symbol IN ({', '.join('?' for _ in symbols)})")
         params.extend(s.upper() for s in symbols)
     if start:
-        where.append("window_start >= ?")
+        where.append(f"{at} >= ?")
         params.append(_naive_utc(start))
     if end:
-        where.append("window_start < ?")
+        where.append(f"{at} < ?")
         params.append(_naive_utc(end))
     # Only fixed column names and placeholders are formatted in; values are bound parameters.
     filters = f" WHERE {' AND '.join(where)}" if where else ""
-    order = " ORDER BY window_start, symbol"
-    if newest:
-        order = " ORDER BY window_start DESC, symbol DESC"
+    keys = [at, "symbol"] + (["number"] if kind in ACTIVITY_TABLES else [])
+    order = " ORDER BY " + ", ".join(f"{k} DESC" if newest else k for k in keys)
     tail = order + (f" LIMIT {int(limit)}" if limit else "")
     # Delta's timestamps are instants: read as UTC.
-    sql = f"SELECT {', '.join(BAR_COLUMNS)} FROM bars{filters}{tail}"  # noqa: S608
+    sql = f"SELECT {', '.join(columns)} FROM {table}{filters}{tail}"  # noqa: S608
     frame = con.execute(sql, params).df()
     if newest:
         frame = frame.iloc[::-1].reset_index(drop=True)
-    for column in ("window_start", "window_end"):
+    for column in times:
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
 
@@ -131,6 +141,7 @@ def read_bars(
     limit: int | None = None,
     newest: bool = False,
     output: Literal["pandas", "polars", "arrow"] = "pandas",
+    kind: str = "time",
 ) -> Any:
     """Closed bars from the lake, at the stored resolution or rolled up, as a DataFrame.
 
@@ -142,10 +153,29 @@ def read_bars(
     ``limit``: the first bars, or the last ones if ``newest``. ``output``: a pandas DataFrame
     (default), a polars DataFrame or an Arrow table. Columns: the bar table's (times UTC).
 
+    ``kind``: ``time`` (default), or ``tick``, ``volume`` or ``dollar``: the bars cut every
+    TICK_BARS ticks, VOLUME_BARS of volume, DOLLAR_BARS of traded value (their own tables,
+    ordered by first tick time and number; ``start``/``end`` on the first tick's time). They
+    are spaced by activity, not by the clock: no resolution, session or fill applies.
+
     >>> bars = read_bars("data/output", symbol="ES", resolution="1h")  # doctest: +SKIP
+    >>> dollar = read_bars("data/output", symbol="ES", kind="dollar")  # doctest: +SKIP
     """
     symbols = [symbol] if isinstance(symbol, str) else list(symbol or [])
     lo, hi = parse_instant(start, "start"), parse_instant(end, "end")
+    if kind not in BAR_KINDS:
+        raise BadQueryError(f"unknown bar kind {kind!r}", "use time, tick, volume or dollar")
+    if kind != "time":
+        if resolution is not None or session != "utc" or fill:
+            raise BadQueryError(
+                f"{kind} bars are spaced by activity, not by the clock: a resolution, a "
+                "session or fill applies to time bars only",
+                "leave out resolution, session and fill with this kind",
+            )
+        frame = stored_bars(
+            lake, symbols=symbols, start=lo, end=hi, limit=limit, newest=newest, kind=kind
+        )
+        return _as_output(frame, output)
     check_session(session)
     plain = resolution is None and session == "utc" and not fill
     if plain:
@@ -231,3 +261,65 @@ def bar_symbols(lake: LakeLike) -> list[str]:
     if "bars" not in tables_in(con):
         return []
     return [s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY 1").fetchall()]
+
+
+# The columns of the tick archive that cutting bars in order needs, and that order.
+ARCHIVE_ORDER = ("symbol", "ts_epoch_ms", "seq", "event_id")
+ARCHIVE_COLUMNS = (*ARCHIVE_ORDER, "price", "volume")
+
+
+class TickArchive:
+    """The lake's tick archive (``ticks/``), read by event time through its Delta log.
+
+    The table is opened once and brought up to date before each read (Delta's log is read
+    incrementally). A read keeps only the date partitions, and the files whose event-time
+    statistics, that can hold the range, so reading the ticks of a minute reads the few files
+    of the batches that took them, not the archive."""
+
+    def __init__(self, lake: LakeLike) -> None:
+        self.lake = as_lake(lake)
+        self._table: DeltaTable | None = None
+
+    def between(self, lo_ms: int | None, hi_ms: int) -> pa.Table:
+        """The accepted ticks with a window start in [lo_ms, hi_ms) (``lo_ms`` None: from the
+        first), sorted by symbol, event time, seq and event_id; an empty table if none."""
+        table = self._open()
+        if table is None:
+            return _empty_archive()
+        where = [f"date <= '{_day(hi_ms)}'", f"window_start_ms < {int(hi_ms)}"]
+        if lo_ms is not None:
+            where += [f"date >= '{_day(lo_ms)}'", f"window_start_ms >= {int(lo_ms)}"]
+        dataset = table.to_pyarrow_dataset(file_pruning_predicate=" AND ".join(where))
+        rows = ds.field("window_start_ms") < hi_ms
+        if lo_ms is not None:
+            rows &= ds.field("window_start_ms") >= lo_ms
+        found = dataset.to_table(columns=list(ARCHIVE_COLUMNS), filter=rows)
+        return found.sort_by([(name, "ascending") for name in ARCHIVE_ORDER])
+
+    def _open(self) -> DeltaTable | None:
+        if self._table is None:
+            try:
+                self._table = DeltaTable(
+                    self.lake.delta_uri("ticks"), storage_options=self.lake.storage_options
+                )
+            except TableNotFoundError:
+                return None
+        else:
+            self._table.update_incremental()
+        return self._table
+
+
+def _empty_archive() -> pa.Table:
+    types = {
+        "symbol": pa.string(),
+        "ts_epoch_ms": pa.int64(),
+        "seq": pa.int64(),
+        "event_id": pa.string(),
+        "price": pa.float64(),
+        "volume": pa.float64(),
+    }
+    return pa.table({name: pa.array([], types[name]) for name in ARCHIVE_COLUMNS})
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")

@@ -201,12 +201,12 @@ def activity_checks(snapshot: Snapshot, con: duckdb.DuckDBPyConnection) -> list[
             continue
         names = ", ".join(f"'{s}'" for s in symbols if SYMBOL_RE.match(s))
         since = (
-            f"window_start_ms >= {int(state.since_ms)} AND " if state.since_ms != NO_TIME else ""
+            f"ts_epoch_ms >= {int(state.since_ms)} AND " if state.since_ms != NO_TIME else ""
         )
         cut = _count(
             con,
             "ticks",
-            where=f"WHERE {since}window_start_ms < {int(state.cut_to_ms)} AND symbol IN ({names})",
+            where=f"WHERE {since}ts_epoch_ms < {int(state.cut_to_ms)} AND symbol IN ({names})",
         )
         in_bars = _count(con, table, "sum(trade_count)")
         open_ticks = sum(bar.ticks for bar in state.open.values())

@@ -8,10 +8,21 @@ import random
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from tests.mlfinpy.reference import mlfinpy_bars
-from tickstream.bars.activity import KINDS, ActivityBar, OpenBar, Thresholds, cut
+from tickstream.bars.activity import (
+    KINDS,
+    ActivityBar,
+    OpenBar,
+    Thresholds,
+    cut,
+    cut_sorted,
+)
+from tickstream.bars.activity_step import cut_through
+from tickstream.bars.partials import Partial, split_closed
+from tickstream.bars.state import NO_TIME
 from tickstream.config import load_settings, settings_env
 from tickstream.errors import ConfigError
 
@@ -155,3 +166,64 @@ def test_a_bad_threshold_is_one_line(text: str) -> None:
         f"bad setting --volume-bars={text!r}: expected a positive number for every symbol (5000)"
     )
     assert "\n" not in str(bad.value)
+
+
+def archive(rows: list[tuple[str, int, float, float]]) -> pa.Table:
+    """Ticks as the archive gives them: sorted by symbol, then time (seq, event_id follow)."""
+    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
+    return pa.table(
+        {
+            "symbol": [r[0] for r in ordered],
+            "ts_epoch_ms": pa.array([r[1] for r in ordered], pa.int64()),
+            "price": [r[2] for r in ordered],
+            "volume": [r[3] for r in ordered],
+        }
+    )
+
+
+def test_each_symbol_is_cut_on_its_own_with_its_own_threshold() -> None:
+    rows = [("AAPL", ms, 10.0, 1.0) for ms in range(5)] + [("ES", ms, 20.0, 1.0) for ms in range(7)]
+    rows += [("MSFT", 3, 30.0, 1.0)]  # no threshold for it: no bars, no state
+    thresholds = {"tick": Thresholds(None, {"AAPL": 2.0, "ES": 3.0})}
+    closed, opens = cut_sorted(archive(rows), thresholds, {})
+    assert [(b.symbol, b.number, b.first_ms, b.last_ms) for b in closed] == [
+        ("AAPL", 1, 0, 1),
+        ("AAPL", 2, 2, 3),
+        ("ES", 1, 0, 2),
+        ("ES", 2, 3, 5),
+    ]
+    assert set(opens["tick"]) == {"AAPL", "ES"}
+    assert (opens["tick"]["AAPL"].ticks, opens["tick"]["AAPL"].number) == (1, 2)
+    assert (opens["tick"]["ES"].ticks, opens["tick"]["ES"].first_ms) == (1, 6)
+
+
+def test_cutting_goes_on_from_the_open_bars_of_the_batch_before() -> None:
+    thresholds = {"volume": Thresholds(4.0, {})}
+    first = [("ES", ms, 20.0, 1.5) for ms in range(3)]  # 4.5 >= 4 at the third tick
+    second = [("ES", 10 + ms, 21.0, 1.5) for ms in range(3)]
+    closed, opens = cut_sorted(archive(first), thresholds, {})
+    more, opens = cut_sorted(archive(second), thresholds, opens)
+    whole, _ = cut_sorted(archive(first + second), thresholds, {})
+    assert closed + more == whole
+    assert [(b.number, b.first_ms, b.last_ms, b.volume) for b in whole] == [
+        (1, 0, 2, 4.5),
+        (2, 10, 12, 4.5),
+    ]
+    assert opens["volume"]["ES"] == OpenBar(number=2)
+
+
+def test_the_cut_runs_through_the_start_of_the_oldest_open_window() -> None:
+    # A window [s, s + 60 s) is open while s + 60 s > watermark: the oldest starts at F.
+    assert cut_through(NO_TIME, 60_000) == NO_TIME
+    assert cut_through(120_000, 60_000) == 120_000  # [60 s, 120 s) closed at 120 s
+    assert cut_through(179_999, 60_000) == 120_000
+    assert cut_through(180_000, 60_000) == 180_000
+    closed, still_open = split_closed({("ES", 120_000): partial(120_000)}, 179_999, 60_000)
+    assert (closed, list(still_open)) == ([], [("ES", 120_000)])
+    closed, _ = split_closed({("ES", 120_000): partial(120_000)}, 180_000, 60_000)
+    assert [p.window_start_ms for p in closed] == [120_000]
+
+
+def partial(start: int) -> Partial:
+    order = (start, 0, "e")
+    return Partial("ES", start, order, 1.0, order, 1.0, 1.0, 1.0, 1.0, 1.0, 1, 1.0)

@@ -281,18 +281,18 @@ class TickArchive:
         self._table: DeltaTable | None = None
 
     def between(self, lo_ms: int | None, hi_ms: int) -> pa.Table:
-        """The accepted ticks with a window start in [lo_ms, hi_ms) (``lo_ms`` None: from the
-        first), sorted by symbol, event time, seq and event_id; an empty table if none."""
+        """The accepted ticks of event time [lo_ms, hi_ms) (``lo_ms`` None: from the first),
+        sorted by symbol, event time, seq and event_id; an empty table if none."""
         table = self._open()
         if table is None:
             return _empty_archive()
-        where = [f"date <= '{_day(hi_ms)}'", f"window_start_ms < {int(hi_ms)}"]
+        where = [f"date <= '{_day(hi_ms)}'", f"ts_epoch_ms < {int(hi_ms)}"]
         if lo_ms is not None:
-            where += [f"date >= '{_day(lo_ms)}'", f"window_start_ms >= {int(lo_ms)}"]
+            where += [f"date >= '{_day(lo_ms)}'", f"ts_epoch_ms >= {int(lo_ms)}"]
         dataset = table.to_pyarrow_dataset(file_pruning_predicate=" AND ".join(where))
-        rows = ds.field("window_start_ms") < hi_ms
+        rows = ds.field("ts_epoch_ms") < hi_ms
         if lo_ms is not None:
-            rows &= ds.field("window_start_ms") >= lo_ms
+            rows &= ds.field("ts_epoch_ms") >= lo_ms
         found = dataset.to_table(columns=list(ARCHIVE_COLUMNS), filter=rows)
         return found.sort_by([(name, "ascending") for name in ARCHIVE_ORDER])
 

@@ -181,6 +181,8 @@ def reconcile(
     checks += activity_checks(snapshot, con)
     if settings.bars_topic:
         checks += bars_topic_checks(settings, where, con)
+        if settings.activity_bars_topic and snapshot.activity:
+            checks += activity_topic_checks(settings, where, con)
     report = Report(topic_messages, consumed, lag, t, open_ticks, lake, checks, (start, end))
     if start is not None or end is not None:
         _range_checks(report, con, snapshot, settings, start, end)
@@ -200,9 +202,7 @@ def activity_checks(snapshot: Snapshot, con: duckdb.DuckDBPyConnection) -> list[
         if not symbols or "ticks" not in tables_in(con):
             continue
         names = ", ".join(f"'{s}'" for s in symbols if SYMBOL_RE.match(s))
-        since = (
-            f"ts_epoch_ms >= {int(state.since_ms)} AND " if state.since_ms != NO_TIME else ""
-        )
+        since = f"ts_epoch_ms >= {int(state.since_ms)} AND " if state.since_ms != NO_TIME else ""
         cut = _count(
             con,
             "ticks",
@@ -251,6 +251,41 @@ def bars_topic_checks(
             in_lake,
         ),
     ]
+
+
+def activity_topic_checks(
+    settings: Settings, where: Lake, con: duckdb.DuckDBPyConnection
+) -> list[Check]:
+    """The tick, volume and dollar bars this lake's job published to ACTIVITY_BARS_TOPIC (as
+    a read_committed consumer sees them): each once, and as many of each kind as its table
+    holds from the first bar the topic still has of each symbol."""
+    topic = settings.activity_bars_topic
+    assert topic is not None
+    text = where.read_text(*Lake.QUERY)
+    if text is None:
+        return []
+    checkpoint = str(json.loads(text)["id"]).encode()
+    seen: Counter[tuple[str, str, int]] = Counter()
+    for message in read_topic(settings, topic):
+        if dict(message.headers() or []).get(CHECKPOINT_HEADER) != checkpoint:
+            continue
+        bar = json.loads(message.value() or b"{}")
+        seen[(bar["kind"], bar["symbol"], int(bar["number"]))] += 1
+    checks = [Check(f"bars on {topic} published more than once", sum(seen.values()) - len(seen), 0)]
+    for kind, table in ACTIVITY_TABLES.items():
+        first: dict[str, int] = {}
+        for k, symbol, number in seen:
+            if k == kind:
+                first[symbol] = min(number, first.get(symbol, number))
+        in_lake = 0
+        for symbol, number in sorted(first.items()):
+            if SYMBOL_RE.match(symbol):
+                where_sql = f"WHERE symbol = '{symbol}' AND number >= {number}"
+                in_lake += _count(con, table, "count(*)", where_sql)
+        published = sum(1 for k, _s, _n in seen if k == kind)
+        if published or in_lake:
+            checks.append(Check(f"{kind} bars on {topic} = rows in {table}/", published, in_lake))
+    return checks
 
 
 def read_topic(settings: Settings, topic: str, timeout: float = 60.0) -> list[Message]:

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from tests.reference import check_activity_bar_message, lake_sql
 from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tickstream.config import load_settings
 from tickstream.lake import read_bars
+from tickstream.reconcile import reconcile
 from tickstream.ticks.schema import Tick
 
 # About 250-300 bars of each kind from the 120,000 ticks; the dollar bars' threshold is given
@@ -178,13 +180,39 @@ def test_killed_three_times_the_activity_bars_equal_mlfinpys(
     # Read back as a user does; every tick and bar accounted for, the time bars exact on Kafka.
     dollar = read_bars(out, symbol="ES", kind="dollar")
     assert list(dollar["number"]) == list(range(1, len(expected["dollar"]) + 1))
+    shown = subprocess.run(
+        [sys.executable, "-m", "tickstream", "bars", "--kind", "dollar", "--format", "json"],
+        env={**os.environ, "OUTPUT_PATH": str(out)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    rows = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [r["close"] for r in rows] == list(dollar["close"])
+    assert [r["dollar_value"] for r in rows] == [bar[8] for bar in expected["dollar"]]
+    refused = subprocess.run(
+        [sys.executable, "-m", "tickstream", "bars", "--kind", "volume", "--resolution", "1h"],
+        env={**os.environ, "OUTPUT_PATH": str(out)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0
+    assert refused.stderr.count("\n") == 1
+    assert "volume bars are spaced by activity, not by the clock" in refused.stderr
     settings = load_settings(
         {
             "kafka_bootstrap_servers": kafka_broker,
             "kafka_topic": topic,
             "output_path": out,
             "bars_topic": bars_topic,
+            "activity_bars_topic": activity_topic,
         }
     )
-    assert_reconciled(settings)
+    assert_reconciled(settings)  # each kind's bars and ticks, and each bar once on Kafka
+    checked = "\n".join(reconcile(settings).lines())
+    for kind in KINDS:
+        assert f"[ok ] {kind} bars on {activity_topic} = rows in {kind}_bars/" in checked
+        assert f"[ok ] ticks cut into {kind} bars = ticks in closed {kind} bars" in checked
     assert_published_exactly_once(kafka_broker, bars_topic, out)

@@ -83,6 +83,8 @@ def live(
         watermark="2 seconds",
         bars_topic=f"bars-{stem}",
         bars_live_topic=f"bars-live-{stem}",
+        activity_bars_topic=f"activity-{stem}",
+        tick_bars="50",
         metrics_port=free_port(),
         dashboard_port=free_port(),
         tickers="AAPL,MSFT",
@@ -204,6 +206,31 @@ def test_the_dashboard_in_a_real_browser(live: Live) -> None:
             )
             starts = page.evaluate("[...window.tickstream.candles.keys()]")
             assert all(start % 300 == 0 for start in starts)
+
+            # Tick bars (every 50 ticks): one candle per bar, placed by number, the axis said
+            # to count bars and labelled with each bar's last tick; new bars keep coming.
+            page.select_option("#kind", "tick")
+            page.wait_for_function(
+                "document.getElementById('feed').textContent === 'tick bars from the lake'"
+                " && window.tickstream.candles.size >= 3",
+                timeout=30_000,
+            )
+            shown = page.evaluate("[...window.tickstream.candles.values()]")
+            numbers = sorted(bar["number"] for bar in shown)
+            assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+            assert {bar["symbol"] for bar in shown} == {"MSFT"}
+            assert all(bar["trade_count"] == 50 for bar in shown)
+            assert page.is_disabled("#resolution")
+            note = page.text_content("#axis") or ""
+            assert "a bar every 50 ticks" in note
+            assert "The axis counts bars, not time" in note
+            assert "kind=tick" in page.url
+            page.wait_for_function(
+                "n => Math.max(...window.tickstream.candles.keys()) > n",
+                arg=numbers[-1],
+                timeout=15_000,
+            )
+            page.screenshot(path=str(ARTIFACTS / "dashboard-tick-bars.png"))
         finally:
             browser.close()
     assert errors == []
@@ -217,6 +244,8 @@ def test_the_endpoints_answer_bad_input_with_a_clear_4xx(live: Live) -> None:
         "api/bars?symbol=AAPL&limit=-3": (400, "bad limit '-3'"),
         "api/bars?symbol=AAPL&resolution=7x": (400, "bad resolution '7x'"),
         "api/bars?symbol=AAPL&resolution=1s": (400, "finer than the stored bars (5s)"),
+        "api/bars?symbol=AAPL&kind=renko": (400, "bad kind 'renko'"),
+        "api/bars?symbol=AAPL&kind=tick&resolution=5m": (400, "spaced by activity"),
         "api/bars": (400, "symbol is required"),
         "api/live?symbol=%3Cscript%3E": (400, "bad symbol '<script>'"),
         "nowhere": (404, "Not Found"),

@@ -105,6 +105,15 @@ class JobCollector(Collector):
         yield rejected
         yield _counter("heartbeats", "Heartbeats read.", totals.heartbeats)
         yield _counter("bars", "Closed bars written to the lake.", totals.bars)
+        if totals.activity_bars:
+            activity = CounterMetricFamily(
+                "tickstream_activity_bars",
+                "Tick, volume and dollar bars written to the lake, by kind.",
+                labels=["kind"],
+            )
+            for kind, n in sorted(totals.activity_bars.items()):
+                activity.add_metric([kind], n)
+            yield activity
         publisher = self.job.publisher
         if publisher is not None:
             yield _counter(

@@ -3,8 +3,10 @@
 Routes:
   /                          the page (static/index.html); its script and styles under /static
   /api/symbols               symbols with bars in the lake or on the live topics
-  /api/bars?symbol=&from=&to=&limit=
-                             closed bars from the lake, oldest first (the newest ``limit``)
+  /api/bars?symbol=&from=&to=&limit=&resolution=&kind=
+                             closed bars from the lake, oldest first (the newest ``limit``);
+                             ``kind`` tick, volume or dollar: those bars (activity_bar.schema.json)
+  /api/kinds                 the kinds of bar in the lake: time, and those the job cuts
   /api/live?symbol=          server-sent events: each bar of the symbol from the bars topics
                              (forming ones ``provisional``) as it is published
   /api/health                the job's metrics, scraped from its Prometheus endpoint
@@ -38,7 +40,7 @@ from tickstream.config import Settings
 from tickstream.dashboard.live import LiveBars, LiveFeed
 from tickstream.errors import BadQueryError, TickstreamError
 from tickstream.lake import Lake, bar_symbols, read_bars
-from tickstream.lake.read import parse_instant, plain_value
+from tickstream.lake.read import BAR_KINDS, bar_kinds, parse_instant, plain_value
 
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-=^]{0,15}$")
 MAX_BARS = 5000
@@ -77,6 +79,13 @@ def parse_limit(value: str | None) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_BARS:
         raise BadRequestError(400, f"bad limit {value!r}: expected a whole number 1 to {MAX_BARS}")
     return int(value)
+
+
+def parse_kind(value: str | None) -> str:
+    kind = value or "time"
+    if kind not in BAR_KINDS:
+        raise BadRequestError(400, f"bad kind {value!r}: expected time, tick, volume or dollar")
+    return kind
 
 
 def health_from(text: str) -> dict[str, Any]:
@@ -119,6 +128,17 @@ def as_message(record: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
+def as_activity_message(record: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A tick, volume or dollar bar read from the lake in ACTIVITY_BARS_TOPIC's contract."""
+    bar = {k: plain_value(v) for k, v in record.items()}
+    message: dict[str, Any] = {"kind": kind, **bar}
+    for name in ("first_time", "last_time"):
+        moment: datetime = bar[name]
+        message[name] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        message[f"{name}_ms"] = int(moment.timestamp() * 1000)
+    return message
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -156,6 +176,7 @@ def create_app(
             raise BadRequestError(400, "from must be before to")
         limit = parse_limit(q.get("limit"))
         resolution = q.get("resolution") or None
+        kind = parse_kind(q.get("kind"))
         frame = await asyncio.to_thread(
             read_bars,
             lake,
@@ -165,13 +186,23 @@ def create_app(
             resolution=resolution,
             limit=limit,
             newest=True,
+            kind=kind,
         )
+        if kind != "time":
+            records = frame.to_dict("records")
+            messages = [as_activity_message(r, kind) for r in records]
+            return JSONResponse({"symbol": symbol, "kind": kind, "bars": messages})
         if frame.empty and symbol not in bars.symbols():
             known = await asyncio.to_thread(bar_symbols, lake)
             if symbol not in known:
                 raise BadRequestError(404, f"unknown symbol {symbol}: no bars in the lake or live")
         records = frame.to_dict("records")
         return JSONResponse({"symbol": symbol, "bars": [as_message(r) for r in records]})
+
+    async def kinds(_request: Request) -> Response:
+        found = await asyncio.to_thread(bar_kinds, lake)
+        cut = [k for k in settings.activity_kinds if k not in found]
+        return JSONResponse({"kinds": ["time", *found, *cut]})
 
     async def stream(request: Request) -> Response:
         symbol = parse_symbol(request.query_params.get("symbol"))
@@ -232,6 +263,7 @@ def create_app(
             Route("/", index),
             Route("/api/symbols", symbols),
             Route("/api/bars", history),
+            Route("/api/kinds", kinds),
             Route("/api/live", stream),
             Route("/api/health", health),
             Mount("/static", StaticFiles(directory=str(static)), name="static"),

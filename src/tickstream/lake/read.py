@@ -255,6 +255,11 @@ def parse_instant(value: datetime | str | None, name: str) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def bar_kinds(lake: LakeLike) -> list[str]:
+    """The kinds of activity bar (tick, volume, dollar) the lake has a table of."""
+    return [kind for kind, table in ACTIVITY_TABLES.items() if is_delta_table(lake, table)]
+
+
 def bar_symbols(lake: LakeLike) -> list[str]:
     """The symbols that have closed bars in the lake, in order."""
     con = connect(lake, ("bars",))

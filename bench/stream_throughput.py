@@ -156,11 +156,12 @@ def drain_tickstream(
 
 
 # The most ticks the dedup index held at once (the open windows' ticks) in the last drain.
-STATE = {"ticks": 0}
+STATE = {"ticks": 0, "activity_bars": 0}
 
 
 def _note_state(report: BatchReport) -> None:
     STATE["ticks"] = max(STATE["ticks"], report.open_rows)
+    STATE["activity_bars"] = sum(report.totals.activity_bars.values())
 
 
 def drain_cold(settings: Settings, out: Path) -> None:
@@ -287,6 +288,10 @@ CMD_DESIGNS = ("cold", "flink")
 
 # The bars-topics design's topics (the product's defaults publish bars to Kafka).
 BARS_OUT, BARS_LIVE_OUT = "bench-bars", "bench-bars-live"
+
+# The activity design's kinds: bars every 500 ticks, 5,000 of volume, 1,000,000 of value, for
+# every symbol (the job cuts them from the tick archive through the oldest open window).
+ACTIVITY_ON = {"tick_bars": "500", "volume_bars": "5000", "dollar_bars": "1000000"}
 
 # Settings the cold run leaves at the product's defaults.
 COLD_DEFAULTS = ("MAX_OFFSETS_PER_TRIGGER", "SPARK_MASTER")
@@ -651,6 +656,9 @@ def main() -> None:
                         update={"bars_topic": BARS_OUT, "bars_live_topic": BARS_LIVE_OUT}
                     ),
                 ),
+                "activity": lambda: drain_tickstream(
+                    spark, settings.model_copy(update=ACTIVITY_ON)
+                ),
                 "cold": lambda: drain_cold(settings, out),
                 "flink": lambda: drain_flink(settings, out, *flink_or_fail()),
                 "parquet-lake": lambda: drain_tickstream(spark, settings, parquet_lake=True),
@@ -688,6 +696,7 @@ def main() -> None:
             "parse-full": "read + full parse (noop)",
             "tickstream": "tickstream, all outputs",
             "bars-topics": "the same, bars to Kafka too",
+            "activity": "the same, tick/volume/dollar bars",
             "cold": "tickstream stream --once (cold)",
             "flink": "Flink SQL, parallelism 2 (cold)",
             "flink-warm": "Flink SQL, parallelism 2 (warm)",
@@ -707,7 +716,7 @@ def main() -> None:
             # and each design's best round counts.
             best: dict[str, float] = {}
             startup: dict[str, list[float]] = {}
-            state = 0
+            state = activity_bars = 0
             for turn in range(args.rounds):
                 order = designs[turn % len(designs) :] + designs[: turn % len(designs)]
                 for design in order:
@@ -721,10 +730,14 @@ def main() -> None:
                     seconds = run(design, name)
                     if design == "tickstream":
                         state = max(state, STATE["ticks"])
+                    if design == "activity":
+                        activity_bars = STATE["activity_bars"]
                     best[design] = min(best.get(design, seconds), seconds)
                     print(f"  round {turn + 1}: {labels[design]:<30} {seconds:>7.1f}s")
             if state:
                 print(f"  open-window state: up to {state:,} ticks in the dedup index at once")
+            if "activity" in designs:
+                print(f"  activity design: {activity_bars:,} tick, volume and dollar bars cut")
             rates = {design: count / best[design] for design in designs}
             for design, empty in startup.items():
                 # The processing rate of a whole command: its time less its own start-up.
@@ -748,7 +761,7 @@ def main() -> None:
                     ratio = rates[ours] / rates[theirs]
                     print(f"  {label:<37} {ratio:>18.2f}x")
             others = ("original", "parquet-lake", "all-stats", "serial-writes", "lean-delta")
-            others = (*others, "bars-topics")
+            others = (*others, "bars-topics", "activity")
             for other in (*others, "no-stats", "spark-bars"):
                 if "tickstream" in rates and other in rates:
                     ratio = rates["tickstream"] / rates[other]

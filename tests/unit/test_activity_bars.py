@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from tickstream.bars.partials import Partial, split_closed
 from tickstream.bars.state import NO_TIME
 from tickstream.config import load_settings, settings_env
 from tickstream.errors import ConfigError
+from tickstream.lake.read import TickArchive
 
 THRESHOLDS = {"tick": 37.0, "volume": 1_234.5, "dollar": 98_765.4321}
 
@@ -227,3 +229,46 @@ def test_the_cut_runs_through_the_start_of_the_oldest_open_window() -> None:
 def partial(start: int) -> Partial:
     order = (start, 0, "e")
     return Partial("ES", start, order, 1.0, order, 1.0, 1.0, 1.0, 1.0, 1.0, 1, 1.0)
+
+
+def test_the_archive_is_read_by_event_time_in_order(tmp_path: Path) -> None:
+    """Ticks of [lo, hi) from the archive's Delta table (appended by several batches, over two
+    dates), sorted by symbol, time, seq and event_id; the files outside the range skipped."""
+    from datetime import UTC, datetime
+
+    from deltalake import DeltaTable, write_deltalake
+
+    base = 1_378_079_940_000  # 2013-09-01T23:59:00Z
+    rng = random.Random(5)
+    rows = [
+        {
+            "symbol": rng.choice(["ES", "NQ"]),
+            "ts": datetime.fromtimestamp((base + ms) / 1000, UTC),
+            "ts_epoch_ms": base + ms,
+            "price": 100.0,
+            "volume": 1.0,
+            "seq": rng.randrange(3),
+            "event_id": f"e{i}",
+            "date": datetime.fromtimestamp((base + ms) / 1000, UTC).strftime("%Y-%m-%d"),
+        }
+        for i, ms in enumerate(rng.randrange(0, 120_000) for _ in range(3_000))
+    ]
+    table = tmp_path / "lake" / "ticks"
+    for batch in range(6):  # each batch's ticks in a file of its own, as the job appends them
+        part = [r for r in rows if r["ts_epoch_ms"] // 20_000 == (base // 20_000) + batch]
+        write_deltalake(
+            str(table), pa.Table.from_pylist(part), mode="append", partition_by=["date"]
+        )
+    lo, hi = base + 30_000, base + 70_000  # across midnight
+    got = TickArchive(tmp_path / "lake").between(lo, hi)
+    key = ("symbol", "ts_epoch_ms", "seq", "event_id")
+    expected = sorted(tuple(r[k] for k in key) for r in rows if lo <= r["ts_epoch_ms"] < hi)
+    assert [tuple(r[k] for k in key) for r in got.to_pylist()] == expected
+    assert TickArchive(tmp_path / "lake").between(None, lo).num_rows == sum(
+        1 for r in rows if r["ts_epoch_ms"] < lo
+    )
+    files = DeltaTable(str(table)).to_pyarrow_dataset(
+        file_pruning_predicate="ts >= '2013-09-02T00:00:10' AND ts < '2013-09-02T00:00:20'"
+    )
+    assert len(list(files.get_fragments())) == 1
+    assert TickArchive(tmp_path / "nothing").between(None, hi).num_rows == 0

@@ -291,9 +291,11 @@ class TickArchive:
         table = self._open()
         if table is None:
             return _empty_archive()
-        where = [f"date <= '{_day(hi_ms)}'", f"ts_epoch_ms < {int(hi_ms)}"]
+        # Files are kept by the date partition and by ``ts``'s statistics (the archive keeps
+        # statistics of its first two columns only, symbol and ts: jvm/spark.py).
+        where = [f"date <= '{_day(hi_ms)}'", f"ts < '{_instant(hi_ms)}'"]
         if lo_ms is not None:
-            where += [f"date >= '{_day(lo_ms)}'", f"ts_epoch_ms >= {int(lo_ms)}"]
+            where += [f"date >= '{_day(lo_ms)}'", f"ts >= '{_instant(lo_ms)}'"]
         dataset = table.to_pyarrow_dataset(file_pruning_predicate=" AND ".join(where))
         rows = ds.field("ts_epoch_ms") < hi_ms
         if lo_ms is not None:
@@ -324,6 +326,10 @@ def _empty_archive() -> pa.Table:
         "volume": pa.float64(),
     }
     return pa.table({name: pa.array([], types[name]) for name in ARCHIVE_COLUMNS})
+
+
+def _instant(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _day(ms: int) -> str:

@@ -240,7 +240,7 @@ def test_the_archive_is_read_by_event_time_in_order(tmp_path: Path) -> None:
 
     base = 1_378_079_940_000  # 2013-09-01T23:59:00Z
     rng = random.Random(5)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "symbol": rng.choice(["ES", "NQ"]),
             "ts": datetime.fromtimestamp((base + ms) / 1000, UTC),

@@ -100,6 +100,8 @@ def rss_mb(pid: int) -> float:
 
 
 BARS_OFF = {"bars_topic": "off", "bars_live_topic": "off"}
+# The same thresholds as bench/stream_throughput.py's activity design.
+ACTIVITY_ON = {"tick_bars": "500", "volume_bars": "5000", "dollar_bars": "1000000"}
 
 
 def step_rates(args: argparse.Namespace) -> int:
@@ -110,7 +112,7 @@ def step_rates(args: argparse.Namespace) -> int:
         command = [sys.executable, __file__, "--rate", str(rate), "--every", str(args.every)]
         command += ["--warmup", str(args.warmup), "--trigger", args.trigger]
         command += ["--window", args.window, "--watermark", args.watermark]
-        command += ["--bars-topics", args.bars_topics]
+        command += ["--bars-topics", args.bars_topics, "--activity", args.activity]
         if args.seconds:
             command += ["--seconds", str(args.seconds)]
         if args.latency_target is not None:
@@ -164,6 +166,13 @@ def main() -> int:
         help="publish bars to Kafka (closed bars in transactions, forming bars) or not",
     )
     parser.add_argument(
+        "--activity",
+        choices=("on", "off"),
+        default="off",
+        help="also cut tick, volume and dollar bars (TICK_BARS=500, VOLUME_BARS=5000, "
+        "DOLLAR_BARS=1000000 for every symbol) or not (the product's default)",
+    )
+    parser.add_argument(
         "--latency-target",
         type=float,
         help="also judge the p95 bar latency: at most this many seconds after the watermark "
@@ -202,6 +211,7 @@ def main() -> int:
             "msgs_per_sec": args.rate,
             "processing_trigger": args.trigger,
             **(BARS_OFF if args.bars_topics == "off" else {}),
+            **(ACTIVITY_ON if args.activity == "on" else {}),
         }
     )
     ensure_topics(bootstrap, pipeline_topics(settings))  # the ticks and the bars topics
@@ -212,6 +222,7 @@ def main() -> int:
     runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()  # type: ignore[union-attr]
     batches: list[BatchTimes] = []
     latencies: list[float] = []  # ms from the watermark passing a window's end to its bar
+    activity: list[float] = []  # ms from an activity bar's last tick to the bar in the lake
     watermark_ms = settings.watermark_ms
 
     def on_batch(report: BatchReport) -> None:
@@ -220,6 +231,7 @@ def main() -> int:
         for bar in report.bars:
             window_end = bar["window_end"].timestamp() * 1000
             latencies.append(now - (window_end + watermark_ms))
+        activity.extend(now - bar.last_ms for bar in report.activity_bars)
 
     stop = threading.Event()
     producer = TickProducer(settings, stop=stop, notify=lambda m: print(m, file=sys.stderr))
@@ -345,6 +357,14 @@ def main() -> int:
         f"(from the window's end: p50 {(p50 + watermark_ms) / 1000:.1f}s "
         f"p95 {(p95 + watermark_ms) / 1000:.1f}s)"
     )
+    if activity:
+        late_half = sorted(activity[len(activity) // 2 :])
+        print(
+            f"tick, volume and dollar bars: {len(activity):,}; from the last tick to the bar in "
+            f"the lake (2nd half): p50 {_percentile(late_half, 50) / 1000:.1f}s "
+            f"p95 {_percentile(late_half, 95) / 1000:.1f}s (they are cut through the start of "
+            "the oldest open window: WATERMARK to WATERMARK + WINDOW after their last tick)"
+        )
     print(
         f"start-up: Spark {spark_seconds:.1f}s + the query to its first micro-batch "
         f"{to_first:.1f}s = {spark_seconds + to_first:.1f}s; the first micro-batch (the backlog "

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from tickstream.bars.activity import ActivityBar
 from tickstream.bars.report import BatchReport
 from tickstream.bars.state import NO_TIME
 
@@ -19,6 +20,16 @@ def format_bar(bar: dict[str, Any]) -> str:
         f"{bar['symbol']:<6} {when} O {bar['open']:.2f} H {bar['high']:.2f} L {bar['low']:.2f} "
         f"C {bar['close']:.2f} V {bar['volume']:,.0f} n {bar['trade_count']:,} "
         f"{bar['pct_change']:+.2f}%"
+    )
+
+
+def format_activity_bar(bar: ActivityBar) -> str:
+    """'ES     dollar #5 2013-09-01 22:09:56.145 O 1640.50 ... n 367 value 2,552,697'."""
+    when = datetime.fromtimestamp(bar.last_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return (
+        f"{bar.symbol:<6} {bar.kind} #{bar.number} {when} O {bar.open:.2f} H {bar.high:.2f} "
+        f"L {bar.low:.2f} C {bar.close:.2f} V {bar.volume:,.0f} n {bar.ticks:,} "
+        f"value {bar.dollar:,.0f}"
     )
 
 
@@ -76,6 +87,8 @@ class Console:
         if self.show_bars:
             for bar in report.bars:
                 self.echo(f"bar  {format_bar(bar)}")
+            for activity in report.activity_bars:
+                self.echo(f"bar  {format_activity_bar(activity)}")
 
     def tick(self, force: bool = False) -> None:
         """Print the progress line if it is time (call it often)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,15 +25,17 @@ from deltalake import DeltaTable
 
 from tests.helpers import wait_until
 from tests.integration.test_bars_job import (
-    WINDOW_MS,
     assert_published_exactly_once,
     assert_reconciled,
     committed_batches,
+    drain_once,
+    replay_args,
+    send_es_hostile,
+    sigkill,
 )
 from tests.kafka_helpers import TopicEnds, consume_all
 from tests.mlfinpy.reference import mlfinpy_bars
 from tests.reference import check_activity_bar_message, lake_sql
-from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tickstream.config import load_settings
 from tickstream.lake import read_bars
 from tickstream.reconcile import reconcile
@@ -123,19 +124,10 @@ def test_killed_three_times_the_activity_bars_equal_mlfinpys(
     topic = make_topic(partitions=3)
     bars_topic = make_topic(partitions=3)
     activity_topic = make_topic(partitions=3)
-    ticks = es_ticks()
-    sent = send_hostile(kafka_broker, topic, ticks, seed=7)
-    assert sent.duplicates > 1000
-    assert len(sent.rejects) > 250
-    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    ticks = send_es_hostile(kafka_broker, topic)
     out = tmp_path / "lake"
-    args = (
-        "--max-offsets-per-trigger",
-        "8000",
-        "--bars-topic",
+    args = replay_args(
         bars_topic,
-        "--bars-live-topic",
-        "off",
         "--activity-bars-topic",
         activity_topic,
         "--tick-bars",
@@ -157,13 +149,9 @@ def test_killed_three_times_the_activity_bars_equal_mlfinpys(
         else:
             wait_until(lambda: committed_batches(out) > done, timeout=240, message="progress")  # noqa: B023
             time.sleep(0.7 * crash)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(60)
+        sigkill(proc)
     ends.close()
-
-    last = stream_proc(topic, out, "--once", *args)
-    output, _ = last.communicate(timeout=600)
-    assert last.returncode == 0, output
+    drain_once(stream_proc(topic, out, "--once", *args))
 
     # The reference: mlfinpy on the ticks the job accepted (every tick but a late one).
     late = (

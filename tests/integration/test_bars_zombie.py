@@ -24,10 +24,12 @@ from tests.integration.test_bars_job import (
     assert_reconciled,
     assert_tables_whole,
     committed_batches,
+    drain_once,
+    replay_args,
+    send_es_hostile,
 )
 from tests.kafka_helpers import TopicEnds
 from tests.reference import lake_bars, reference_bars
-from tests.streams import es_ticks, send_heartbeat, send_hostile
 from tickstream.config import load_settings
 from tickstream.kafka.admin import TopicSpec, ensure_topics
 from tickstream.kafka.local import LocalKafka
@@ -41,23 +43,9 @@ def test_a_second_job_on_the_lake_is_refused_and_the_first_goes_on_exactly(
 ) -> None:
     topic = make_topic(partitions=3)
     bars_topic = make_topic(partitions=3)
-    ticks = es_ticks()
-    send_hostile(kafka_broker, topic, ticks, seed=7)
-    send_heartbeat(kafka_broker, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    ticks = send_es_hostile(kafka_broker, topic)
     out = tmp_path / "lake"
-    # As in test_bars_job.py's SIGKILL test. Smaller batches (4,000) cover more event time than
-    # the watermark in this input's quiet night hours, across partitions read unevenly: 15 of
-    # its ticks came after the watermark and were rightly late, which the reference ignores.
-    args = (
-        "--max-offsets-per-trigger",
-        "8000",
-        "--processing-trigger",
-        "1 second",
-        "--bars-topic",
-        bars_topic,
-        "--bars-live-topic",
-        "off",
-    )
+    args = replay_args(bars_topic)  # as in test_bars_job.py's SIGKILL test
     ends = TopicEnds(kafka_broker, bars_topic)
     try:
         first = stream_proc(topic, out, *args)
@@ -87,9 +75,7 @@ def test_a_second_job_on_the_lake_is_refused_and_the_first_goes_on_exactly(
     finally:
         ends.close()
 
-    last = stream_proc(topic, out, "--once", *args)  # the lock is free again: it drains
-    output, _ = last.communicate(timeout=600)
-    assert last.returncode == 0, output
+    drain_once(stream_proc(topic, out, "--once", *args))  # the lock is free again: it drains
     assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
     assert_tables_whole(out)
     settings = load_settings(
@@ -115,20 +101,9 @@ def test_a_broker_stopped_mid_transaction_the_job_waits_and_publishes_each_bar_o
     bootstrap = f"127.0.0.1:{own_broker.port}"
     topic, bars_topic = "ticks", "bars"
     ensure_topics(bootstrap, [TopicSpec(topic, 3), TopicSpec(bars_topic, 3)])
-    ticks = es_ticks()
-    send_hostile(bootstrap, topic, ticks, seed=7)
-    send_heartbeat(bootstrap, topic, ticks[-1].ts_epoch_ms + 10 * WINDOW_MS)
+    ticks = send_es_hostile(bootstrap, topic)
     out = tmp_path / "lake"
-    args = (
-        "--max-offsets-per-trigger",
-        "8000",
-        "--processing-trigger",
-        "1 second",
-        "--bars-topic",
-        bars_topic,
-        "--bars-live-topic",
-        "off",
-    )
+    args = replay_args(bars_topic)
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
     job = stream_proc(topic, out, *args, env=env)
     ends = TopicEnds(bootstrap, bars_topic)
@@ -153,9 +128,7 @@ def test_a_broker_stopped_mid_transaction_the_job_waits_and_publishes_each_bar_o
     assert re.search(waited, output, re.M), output
     assert re.search(r"^job  Kafka took the bars of batch \d+ after \d+s$", output, re.M), output
 
-    last = stream_proc(topic, out, "--once", *args, env=env)
-    output, _ = last.communicate(timeout=600)
-    assert last.returncode == 0, output
+    drain_once(stream_proc(topic, out, "--once", *args, env=env))
     assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
     settings = load_settings(
         {

@@ -9,8 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.reference import check_bar_message
-from tickstream.bars.publish import SCHEMA_VERSION, bar_message
+from tests.reference import check_activity_bar_message, check_bar_message
+from tickstream.bars.activity import ActivityBar
+from tickstream.bars.publish import SCHEMA_VERSION, activity_message, bar_message
 
 
 def bar(**more: Any) -> dict[str, Any]:
@@ -65,3 +66,57 @@ def test_the_schema_refuses_what_a_consumer_cannot_rely_on(
             message[key] = value
     with pytest.raises(jsonschema.ValidationError):
         check_bar_message(message)
+
+
+def activity_bar(**more: Any) -> ActivityBar:
+    values: dict[str, Any] = {
+        "symbol": "ES",
+        "kind": "dollar",
+        "number": 5,
+        "threshold": 2_500_000.0,
+        "first_ms": 1_378_073_095_287,
+        "last_ms": 1_378_073_396_145,
+        "open": 1640.5,
+        "high": 1641.0,
+        "low": 1640.0,
+        "close": 1641.0,
+        "volume": 1556.0,
+        "dollar": 2_552_696.75,
+        "ticks": 367,
+        **more,
+    }
+    return ActivityBar(**values)
+
+
+def test_a_published_activity_bar_meets_its_schema() -> None:
+    message = activity_message(activity_bar(), batch_id=3)
+    check_activity_bar_message(message)
+    assert message["last_time"] == "2013-09-01T22:09:56.145Z"
+    assert (message["kind"], message["number"], message["date"]) == ("dollar", 5, "2013-09-01")
+    assert message["vwap"] == 2_552_696.75 / 1556.0
+    zero = activity_message(activity_bar(kind="tick", volume=0.0, dollar=0.0), batch_id=0)
+    check_activity_bar_message(zero)
+    assert zero["vwap"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"kind": "renko"}, "a kind tickstream does not cut"),
+        ({"number": 0}, "bars are numbered from 1"),
+        ({"threshold": 0}, "a threshold not above 0"),
+        ({"last_time": "2013-09-01 22:09"}, "a time not in ISO-8601 UTC"),
+        ({"batch_id": None}, "batch_id missing"),
+    ],
+)
+def test_the_activity_schema_refuses_what_a_consumer_cannot_rely_on(
+    change: dict[str, Any], why: str
+) -> None:
+    message = activity_message(activity_bar(), batch_id=1)
+    for key, value in change.items():
+        if value is None:
+            del message[key]
+        else:
+            message[key] = value
+    with pytest.raises(jsonschema.ValidationError):
+        check_activity_bar_message(message)

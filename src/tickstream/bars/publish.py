@@ -104,22 +104,11 @@ def activity_message(bar: ActivityBar, batch_id: int) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": bar.kind,
-        "symbol": bar.symbol,
-        "number": bar.number,
+        **row,
         "first_time": _iso(row["first_time"]),
         "last_time": _iso(row["last_time"]),
         "first_time_ms": bar.first_ms,
         "last_time_ms": bar.last_ms,
-        "open": bar.open,
-        "high": bar.high,
-        "low": bar.low,
-        "close": bar.close,
-        "volume": bar.volume,
-        "dollar_value": bar.dollar,
-        "trade_count": bar.ticks,
-        "vwap": bar.vwap,
-        "threshold": bar.threshold,
-        "date": row["date"],
         "batch_id": batch_id,
     }
 

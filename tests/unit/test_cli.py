@@ -75,3 +75,24 @@ def test_a_child_process_gets_the_secrets_themselves_not_their_mask() -> None:
     env = settings_env(settings)
     assert env["S3_SECRET_ACCESS_KEY"] == "very-secret"
     assert env["KAFKA_SASL_PASSWORD"] == "pw-secret"
+
+
+def test_a_failure_in_the_jobs_python_code_is_its_exception_in_one_line() -> None:
+    from tickstream.cli.stream import failure_line
+
+    spark = (
+        "[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function "
+        "in foreach batch sink. Reason: An exception was raised by the Python Proxy. Return "
+        "Message: Traceback (most recent call last):\n"
+        '  File "/x/py4j/clientserver.py", line 644, in _call_proxy\n'
+        "    return_value = getattr(self.pool[obj_id], method)(*params)\n"
+        '  File "/x/tickstream/lake/read.py", line 299, in between\n'
+        "    dataset = table.to_pyarrow_dataset(file_pruning_predicate=where)\n"
+        "_internal.DeltaError: Generic DeltaTable error: No field named window_start_ms.\n"
+        "Valid fields are symbol, ts.\n"
+        "\n=== Streaming Query ===\nIdentifier: tickstream-bars [id = 1]\n"
+    )
+    assert failure_line(spark) == (
+        "_internal.DeltaError: Generic DeltaTable error: No field named window_start_ms."
+    )
+    assert failure_line("boom\nmore") == "boom"

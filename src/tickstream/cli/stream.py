@@ -48,6 +48,24 @@ STREAM_FIELDS = (
 )
 
 
+PYTHON_TRACEBACK = "Traceback (most recent call last):"
+
+
+def failure_line(text: str) -> str:
+    """One line for a failed query: its first line, or, when the failure came from the job's
+    Python code (Spark's message then carries a Python traceback after "An exception was raised
+    by the Python Proxy"), the exception's own first line, after the traceback's frames."""
+    lines = text.splitlines()
+    if PYTHON_TRACEBACK in text:
+        after = lines[[i for i, line in enumerate(lines) if PYTHON_TRACEBACK in line][-1] + 1 :]
+        frames = [i for i, line in enumerate(after) if line.startswith((" ", "\t"))]
+        # The exception's first line follows the last frame (its message may go on below).
+        for line in after[frames[-1] + 1 if frames else 0 :]:
+            if line.strip() and not line.startswith("==="):
+                return line.strip()[:500]
+    return (lines[0] if lines else text)[:500]
+
+
 def run_stream(
     settings: Settings, *, once: bool = False, ui: bool = False, stop: Any = None
 ) -> None:
@@ -105,7 +123,7 @@ def run_stream(
         if isinstance(error, TickstreamError):
             raise error
         if error is not None:
-            raise TickstreamError(f"the bars job failed: {str(error).splitlines()[0][:500]}")
+            raise TickstreamError(f"the bars job failed: {failure_line(str(error))}")
     notify("stopped; a restart resumes from the checkpoint")
     spark.stop()
 

@@ -19,7 +19,8 @@ from tickstream.bars.activity import (
     OpenBar,
     Thresholds,
     cut,
-    cut_sorted,
+    cut_ticks,
+    in_order,
 )
 from tickstream.bars.activity_step import cut_through
 from tickstream.bars.partials import Partial, split_closed
@@ -171,14 +172,18 @@ def test_a_bad_threshold_is_one_line(text: str) -> None:
 
 
 def archive(rows: list[tuple[str, int, float, float]]) -> pa.Table:
-    """Ticks as the archive gives them: sorted by symbol, then time (seq, event_id follow)."""
-    ordered = sorted(rows, key=lambda r: (r[0], r[1]))
+    """Ticks as the archive holds them: in no particular order (in_order sorts them); each
+    tick's seq is its place in ``rows``."""
+    shuffled = list(enumerate(rows))
+    random.Random(len(rows)).shuffle(shuffled)
     return pa.table(
         {
-            "symbol": [r[0] for r in ordered],
-            "ts_epoch_ms": pa.array([r[1] for r in ordered], pa.int64()),
-            "price": [r[2] for r in ordered],
-            "volume": [r[3] for r in ordered],
+            "symbol": [r[0] for _, r in shuffled],
+            "ts_epoch_ms": pa.array([r[1] for _, r in shuffled], pa.int64()),
+            "seq": pa.array([i for i, _ in shuffled], pa.int64()),
+            "event_id": [f"e{i}" for i, _ in shuffled],
+            "price": [r[2] for _, r in shuffled],
+            "volume": [r[3] for _, r in shuffled],
         }
     )
 
@@ -187,7 +192,7 @@ def test_each_symbol_is_cut_on_its_own_with_its_own_threshold() -> None:
     rows = [("AAPL", ms, 10.0, 1.0) for ms in range(5)] + [("ES", ms, 20.0, 1.0) for ms in range(7)]
     rows += [("MSFT", 3, 30.0, 1.0)]  # no threshold for it: no bars, no state
     thresholds = {"tick": Thresholds(None, {"AAPL": 2.0, "ES": 3.0})}
-    closed, opens = cut_sorted(archive(rows), thresholds, {})
+    closed, opens = cut_ticks(in_order(archive(rows)), thresholds, {})
     assert [(b.symbol, b.number, b.first_ms, b.last_ms) for b in closed] == [
         ("AAPL", 1, 0, 1),
         ("AAPL", 2, 2, 3),
@@ -203,9 +208,9 @@ def test_cutting_goes_on_from_the_open_bars_of_the_batch_before() -> None:
     thresholds = {"volume": Thresholds(4.0, {})}
     first = [("ES", ms, 20.0, 1.5) for ms in range(3)]  # 4.5 >= 4 at the third tick
     second = [("ES", 10 + ms, 21.0, 1.5) for ms in range(3)]
-    closed, opens = cut_sorted(archive(first), thresholds, {})
-    more, opens = cut_sorted(archive(second), thresholds, opens)
-    whole, _ = cut_sorted(archive(first + second), thresholds, {})
+    closed, opens = cut_ticks(in_order(archive(first)), thresholds, {})
+    more, opens = cut_ticks(in_order(archive(second)), thresholds, opens)
+    whole, _ = cut_ticks(in_order(archive(first + second)), thresholds, {})
     assert closed + more == whole
     assert [(b.number, b.first_ms, b.last_ms, b.volume) for b in whole] == [
         (1, 0, 2, 4.5),
@@ -231,39 +236,57 @@ def partial(start: int) -> Partial:
     return Partial("ES", start, order, 1.0, order, 1.0, 1.0, 1.0, 1.0, 1.0, 1, 1.0)
 
 
-def test_the_archive_is_read_by_event_time_in_order(tmp_path: Path) -> None:
+def test_the_archive_is_read_by_event_time_and_put_in_cutting_order(tmp_path: Path) -> None:
     """Ticks of [lo, hi) from the archive's Delta table (appended by several batches, over two
-    dates), sorted by symbol, time, seq and event_id; the files outside the range skipped."""
+    dates; the files outside the range skipped), then in cutting order: symbol, time, seq, and
+    event_id where those tie (two producers' ticks of one instant and seq)."""
     from datetime import UTC, datetime
 
     from deltalake import DeltaTable, write_deltalake
 
     base = 1_378_079_940_000  # 2013-09-01T23:59:00Z
     rng = random.Random(5)
-    rows: list[dict[str, Any]] = [
-        {
-            "symbol": rng.choice(["ES", "NQ"]),
-            "ts": datetime.fromtimestamp((base + ms) / 1000, UTC),
-            "ts_epoch_ms": base + ms,
-            "price": 100.0,
-            "volume": 1.0,
-            "seq": rng.randrange(3),
-            "event_id": f"e{i}",
-            "date": datetime.fromtimestamp((base + ms) / 1000, UTC).strftime("%Y-%m-%d"),
-        }
-        for i, ms in enumerate(rng.randrange(0, 120_000) for _ in range(3_000))
-    ]
+    rows: list[dict[str, Any]] = []
+    for i in range(3_000):
+        ms = base + rng.randrange(0, 120) * 1_000  # whole seconds: many ticks share an instant
+        when = datetime.fromtimestamp(ms / 1000, UTC)
+        rows.append(
+            {
+                "symbol": rng.choice(["ES", "NQ", "^GSPC"]),
+                "ts": when,
+                "ts_epoch_ms": ms,
+                "price": float(i),  # tells the ticks apart
+                "volume": 1.0,
+                "seq": rng.randrange(4),
+                "event_id": f"{rng.randrange(16):x}-{i}",
+                "date": when.strftime("%Y-%m-%d"),
+            }
+        )
     table = tmp_path / "lake" / "ticks"
     for batch in range(6):  # each batch's ticks in a file of its own, as the job appends them
-        part = [r for r in rows if r["ts_epoch_ms"] // 20_000 == (base // 20_000) + batch]
+        part = [r for r in rows if (r["ts_epoch_ms"] - base) // 20_000 == batch]
         write_deltalake(
             str(table), pa.Table.from_pylist(part), mode="append", partition_by=["date"]
         )
     lo, hi = base + 30_000, base + 70_000  # across midnight
-    got = TickArchive(tmp_path / "lake").between(lo, hi)
+    got = in_order(TickArchive(tmp_path / "lake").between(lo, hi))
     key = ("symbol", "ts_epoch_ms", "seq", "event_id")
-    expected = sorted(tuple(r[k] for k in key) for r in rows if lo <= r["ts_epoch_ms"] < hi)
-    assert [tuple(r[k] for k in key) for r in got.to_pylist()] == expected
+    expected = sorted(
+        (r for r in rows if lo <= r["ts_epoch_ms"] < hi), key=lambda r: [r[k] for k in key]
+    )
+    assert (
+        sum(
+            1
+            for a, b in itertools.pairwise(expected)
+            if [a[k] for k in key[:3]] == [b[k] for k in key[:3]]
+        )
+        > 20
+    )
+    assert list(got.price) == [r["price"] for r in expected]
+    assert list(got.ts_ms) == [r["ts_epoch_ms"] for r in expected]
+    assert [(s, hi_ - lo_) for s, lo_, hi_ in got.runs] == [
+        (s, sum(1 for r in expected if r["symbol"] == s)) for s in ("ES", "NQ", "^GSPC")
+    ]
     assert TickArchive(tmp_path / "lake").between(None, lo).num_rows == sum(
         1 for r in rows if r["ts_epoch_ms"] < lo
     )
@@ -272,3 +295,4 @@ def test_the_archive_is_read_by_event_time_in_order(tmp_path: Path) -> None:
     )
     assert len(list(files.get_fragments())) == 1
     assert TickArchive(tmp_path / "nothing").between(None, hi).num_rows == 0
+    assert in_order(TickArchive(tmp_path / "nothing").between(None, hi)).runs == []

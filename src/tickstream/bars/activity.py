@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tickstream.config.forms import Thresholds
 from tickstream.config.job import ACTIVITY_KINDS as KINDS
@@ -37,10 +38,12 @@ __all__ = [
     "ActivityBar",
     "OpenBar",
     "OpenBars",
+    "OrderedTicks",
     "Thresholds",
     "bar_row",
     "cut",
-    "cut_sorted",
+    "cut_ticks",
+    "in_order",
 ]
 
 
@@ -238,31 +241,83 @@ def _utc(ms: int) -> datetime:
 OpenBars = dict[str, dict[str, OpenBar]]  # kind -> symbol -> its open bar
 
 
-def cut_sorted(
-    ticks: pa.Table, thresholds: Mapping[str, Thresholds], open_bars: OpenBars
+@dataclass(frozen=True)
+class OrderedTicks:
+    """Ticks in cutting order: by symbol, then (event time, seq, event_id). ``runs`` gives each
+    symbol's [start, end) in the arrays."""
+
+    runs: list[tuple[str, int, int]]
+    ts_ms: Ints
+    price: Floats
+    volume: Floats
+
+    @property
+    def count(self) -> int:
+        return len(self.ts_ms)
+
+
+def in_order(ticks: pa.Table) -> OrderedTicks:
+    """Put ticks (columns symbol, ts_epoch_ms, seq, event_id, price, volume; any order) in
+    cutting order. One numpy sort on (symbol, event time, seq); event_ids are compared only
+    where those three tie (rare: two ticks of one symbol and instant with the same seq come
+    from two producers), so strings are neither sorted nor moved in bulk."""
+    if ticks.num_rows == 0:
+        empty = np.array([], dtype=np.float64)
+        return OrderedTicks([], np.array([], dtype=np.int64), empty, empty)
+    encoded = pc.dictionary_encode(ticks["symbol"]).combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    codes = rank[encoded.indices.to_numpy()]
+    ts = ticks["ts_epoch_ms"].to_numpy()
+    seq = ticks["seq"].to_numpy()
+    order = np.lexsort((seq, ts, codes))
+    c, t, q = codes[order], ts[order], seq[order]
+    tied = np.flatnonzero((c[1:] == c[:-1]) & (t[1:] == t[:-1]) & (q[1:] == q[:-1]))
+    if len(tied):
+        event_ids = ticks["event_id"]
+        # Each run of tied neighbours [i, j] is put in event_id order.
+        breaks = np.flatnonzero(np.diff(tied) > 1)
+        for first, last in zip(
+            tied[np.concatenate(([0], breaks + 1))],
+            tied[np.append(breaks, len(tied) - 1)],
+            strict=True,
+        ):
+            span = order[first : last + 2]
+            ids = event_ids.take(pa.array(span)).to_pylist()
+            order[first : last + 2] = span[np.argsort(np.array(ids, dtype=object), kind="stable")]
+        c = codes[order]
+    starts = np.flatnonzero(np.concatenate(([True], c[1:] != c[:-1])))
+    ends = np.append(starts[1:], len(c))
+    by_rank = sorted(names)
+    runs = [(by_rank[c[lo]], int(lo), int(hi)) for lo, hi in zip(starts, ends, strict=True)]
+    price = ticks["price"].to_numpy()[order]
+    volume = ticks["volume"].to_numpy()[order]
+    return OrderedTicks(runs, t if not len(tied) else ts[order], price, volume)
+
+
+def cut_ticks(
+    ticks: OrderedTicks, thresholds: Mapping[str, Thresholds], open_bars: OpenBars
 ) -> tuple[list[ActivityBar], OpenBars]:
-    """Cut ticks sorted by symbol then (event time, seq, event_id) into the bars of each kind
-    in ``thresholds`` (a symbol without a threshold of a kind gets none), continuing
+    """Cut ticks in cutting order (:func:`in_order`) into the bars of each kind in
+    ``thresholds`` (a symbol without a threshold of a kind gets none), continuing
     ``open_bars``; returns the closed bars (by kind, symbol and number) and the open ones."""
     result: OpenBars = {kind: dict(open_bars.get(kind, {})) for kind in thresholds}
     closed: list[ActivityBar] = []
-    if ticks.num_rows == 0:
-        return closed, result
-    symbols = ticks["symbol"].to_numpy(zero_copy_only=False)
-    ts_ms = ticks["ts_epoch_ms"].to_numpy()
-    price = ticks["price"].to_numpy()
-    volume = ticks["volume"].to_numpy()
-    starts = np.flatnonzero(np.concatenate(([True], symbols[1:] != symbols[:-1])))
-    ends = np.append(starts[1:], len(symbols))
     for kind, by_symbol in thresholds.items():
-        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
-            symbol = str(symbols[lo])
+        for symbol, lo, hi in ticks.runs:
             threshold = by_symbol.of(symbol)
             if threshold is None:
                 continue
             bar = result[kind].get(symbol, OpenBar())
             done, result[kind][symbol] = cut(
-                symbol, kind, threshold, bar, ts_ms[lo:hi], price[lo:hi], volume[lo:hi]
+                symbol,
+                kind,
+                threshold,
+                bar,
+                ticks.ts_ms[lo:hi],
+                ticks.price[lo:hi],
+                ticks.volume[lo:hi],
             )
             closed.extend(done)
     return closed, result

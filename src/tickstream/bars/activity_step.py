@@ -5,7 +5,8 @@ before F = the start of the oldest open window (``floor(w / WINDOW) * WINDOW``) 
 accepted, and every tick accepted later is late for the cutting too (``late/``). Each batch
 cuts, after its tick-archive commit, the archive's ticks with a window start in [F of the batch
 before, F of this batch), in (event time, seq, event_id) order per symbol
-(:func:`~tickstream.bars.activity.cut_sorted`). The ticks still waiting for F are the archive's
+(:func:`~tickstream.bars.activity.in_order`, then
+:func:`~tickstream.bars.activity.cut_ticks`). The ticks still waiting for F are the archive's
 own: the step keeps only each (kind, symbol)'s open bar and the F it cut through, in the
 driver's batch record. A batch run again after a crash starts from the same record and reads
 the same ticks (its own archive commit is there or is made again), so it cuts the same bars.
@@ -17,7 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from tickstream.bars.activity import ActivityBar, OpenBar, Thresholds, bar_row, cut_sorted
+from tickstream.bars.activity import (
+    ActivityBar,
+    OpenBar,
+    Thresholds,
+    bar_row,
+    cut_ticks,
+    in_order,
+)
 from tickstream.bars.schema import ACTIVITY_BAR
 from tickstream.bars.state import NO_TIME, ActivityState, Snapshot
 from tickstream.bars.writer import LakeWriter
@@ -66,7 +74,7 @@ class ActivityStep:
             return [], state
         ticks = self.archive.between(None if start == NO_TIME else start, end)
         opens = {kind: state[kind].open for kind in self.thresholds}
-        closed, opens = cut_sorted(ticks, self.thresholds, opens)
+        closed, opens = cut_ticks(in_order(ticks), self.thresholds, opens)
         for kind in self.thresholds:
             state[kind] = ActivityState(end, opens[kind], state[kind].since_ms)
         return closed, state

@@ -268,9 +268,8 @@ def bar_symbols(lake: LakeLike) -> list[str]:
     return [s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY 1").fetchall()]
 
 
-# The columns of the tick archive that cutting bars in order needs, and that order.
-ARCHIVE_ORDER = ("symbol", "ts_epoch_ms", "seq", "event_id")
-ARCHIVE_COLUMNS = (*ARCHIVE_ORDER, "price", "volume")
+# The columns of the tick archive that cutting bars in order needs.
+ARCHIVE_COLUMNS = ("symbol", "ts_epoch_ms", "seq", "event_id", "price", "volume")
 
 
 class TickArchive:
@@ -286,8 +285,8 @@ class TickArchive:
         self._table: DeltaTable | None = None
 
     def between(self, lo_ms: int | None, hi_ms: int) -> pa.Table:
-        """The accepted ticks of event time [lo_ms, hi_ms) (``lo_ms`` None: from the first),
-        sorted by symbol, event time, seq and event_id; an empty table if none."""
+        """The accepted ticks of event time [lo_ms, hi_ms) (``lo_ms`` None: from the first), in
+        the archive's order (``bars.activity.in_order`` sorts them); an empty table if none."""
         table = self._open()
         if table is None:
             return _empty_archive()
@@ -300,8 +299,7 @@ class TickArchive:
         rows = ds.field("ts_epoch_ms") < hi_ms
         if lo_ms is not None:
             rows &= ds.field("ts_epoch_ms") >= lo_ms
-        found = dataset.to_table(columns=list(ARCHIVE_COLUMNS), filter=rows)
-        return found.sort_by([(name, "ascending") for name in ARCHIVE_ORDER])
+        return dataset.to_table(columns=list(ARCHIVE_COLUMNS), filter=rows)
 
     def _open(self) -> DeltaTable | None:
         if self._table is None:

@@ -51,7 +51,8 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     specs = [TopicSpec(settings.kafka_topic, partitions=3)]
     if settings.bars_topic:
         specs.append(TopicSpec(settings.bars_topic, partitions=3))
-    if settings.bars_topic and settings.activity_bars_topic and settings.activity_kinds:
+    if settings.bars_topic and settings.activity_bars_topic:
+        # Made even with every kind off: turning one on later needs no new topic.
         specs.append(TopicSpec(settings.activity_bars_topic, partitions=3))
     if settings.bars_live_topic:
         specs.append(

@@ -223,6 +223,7 @@ def main() -> int:
     batches: list[BatchTimes] = []
     latencies: list[float] = []  # ms from the watermark passing a window's end to its bar
     activity: list[float] = []  # ms from an activity bar's last tick to the bar in the lake
+    slowest_cut: dict[str, float] = {}  # the batch whose activity step took longest: its parts
     watermark_ms = settings.watermark_ms
 
     def on_batch(report: BatchReport) -> None:
@@ -232,6 +233,10 @@ def main() -> int:
             window_end = bar["window_end"].timestamp() * 1000
             latencies.append(now - (window_end + watermark_ms))
         activity.extend(now - bar.last_ms for bar in report.activity_bars)
+        if report.activity_seconds > slowest_cut.get("seconds", 0.0):
+            slowest_cut.clear()
+            slowest_cut.update(job.activity.timings, seconds=report.activity_seconds)
+            slowest_cut["batch"] = report.seconds
 
     stop = threading.Event()
     producer = TickProducer(settings, stop=stop, notify=lambda m: print(m, file=sys.stderr))
@@ -364,6 +369,13 @@ def main() -> int:
             f"the lake (2nd half): p50 {_percentile(late_half, 50) / 1000:.1f}s "
             f"p95 {_percentile(late_half, 95) / 1000:.1f}s (they are cut through the start of "
             "the oldest open window: WATERMARK to WATERMARK + WINDOW after their last tick)"
+        )
+        parts = ", ".join(
+            f"{k} {v:.2f}s" for k, v in slowest_cut.items() if k not in ("ticks", "batch")
+        )
+        print(
+            f"the slowest activity step: {slowest_cut.get('ticks', 0):,.0f} ticks cut: {parts}"
+            f" (its whole micro-batch {slowest_cut.get('batch', 0):.2f}s)"
         )
     print(
         f"start-up: Spark {spark_seconds:.1f}s + the query to its first micro-batch "

@@ -15,6 +15,7 @@ See docs/activity-bars.md.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -55,6 +56,9 @@ class ActivityStep:
         self.writer = writer
         self.archive = TickArchive(writer.lake)
         self.notify = notify
+        # Seconds the last batch spent reading the archive, ordering, cutting and writing
+        # (bench/soak.py prints them for its slowest batch).
+        self.timings: dict[str, float] = {}
 
     @property
     def on(self) -> bool:
@@ -70,11 +74,18 @@ class ActivityStep:
         for kind in self.thresholds:
             state[kind] = self._resumed(kind, state.get(kind), start)
         end = cut_through(watermark_ms, self.window_ms)
+        self.timings = {}
         if not self.thresholds or end <= start:
             return [], state
+        clock = time.monotonic()
         ticks = self.archive.between(None if start == NO_TIME else start, end)
+        self.timings["read"] = time.monotonic() - clock
+        ordered = in_order(ticks)
+        self.timings["order"] = time.monotonic() - clock - self.timings["read"]
         opens = {kind: state[kind].open for kind in self.thresholds}
-        closed, opens = cut_ticks(in_order(ticks), self.thresholds, opens)
+        closed, opens = cut_ticks(ordered, self.thresholds, opens)
+        self.timings["cut"] = time.monotonic() - clock - sum(self.timings.values())
+        self.timings["ticks"] = ticks.num_rows
         for kind in self.thresholds:
             state[kind] = ActivityState(end, opens[kind], state[kind].since_ms)
         return closed, state
@@ -98,7 +109,10 @@ class ActivityStep:
     def write(self, bars: list[ActivityBar], batch_id: int) -> None:
         """Each kind's closed bars, one commit to its table (skipped on a re-run that finds
         it)."""
+        clock = time.monotonic()
         for kind, table in ACTIVITY_TABLES.items():
             rows = [bar_row(bar) for bar in bars if bar.kind == kind]
             if rows:
                 self.writer.append_rows(rows, ACTIVITY_BAR, table, batch_id)
+        if bars:
+            self.timings["write"] = time.monotonic() - clock

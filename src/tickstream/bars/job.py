@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from tickstream.bars import partials as P
 from tickstream.bars.activity import ActivityBar
-from tickstream.bars.activity_step import ActivityStep
+from tickstream.bars.activity_step import ActivityStep, cut_through
 from tickstream.bars.maintenance import Compactor
 from tickstream.bars.metrics import JobMetrics
 from tickstream.bars.parse import Rules
@@ -37,7 +37,7 @@ from tickstream.bars.publish import BarPublisher, BarsNotPublishedError
 from tickstream.bars.report import BatchReport
 from tickstream.bars.schema import BAR, BAR_COLUMNS
 from tickstream.bars.source import Index, classify, read_events
-from tickstream.bars.state import NO_TIME, Snapshot, StateStore, Totals
+from tickstream.bars.state import NO_TIME, ActivityState, Snapshot, StateStore, Totals
 from tickstream.bars.steps import (
     accepted_ticks,
     late_ticks,
@@ -300,13 +300,17 @@ class BarsJob:
                 writes.append(lambda: self.lake.append(accepted, "ticks", batch_id, files=files))
             if bars:
                 writes.append(lambda: self._write_bars(bars, batch_id))
+            # Tick, volume and dollar bars are cut from the tick archive through the start of
+            # the oldest open window (bars/activity_step.py). A batch that adds no tick before
+            # it cuts beside its own writes, from the archive as the batches before left it;
+            # one that does, after its own archive commit.
+            cutting = ActivityCut(self.activity, before, new_watermark, batch_id)
+            if self.activity.on and not cutting.needs_batch(summary.partials):
+                writes.append(cutting.run)
             self._run_all(writes)
         finally:
             tagged.unpersist()
-        # Tick, volume and dollar bars: cut from the archive just committed, through the
-        # start of the oldest open window (bars/activity_step.py).
-        activity, activity_state = self.activity.run(before, new_watermark)
-        self.activity.write(activity, batch_id)
+        activity, activity_state = cutting.result()
         if self.publisher is not None:
             # After the lake's commits, before the batch is recorded as done, in one Kafka
             # transaction that records the batch's id: exactly once (docs/live-view.md).
@@ -367,6 +371,7 @@ class BarsJob:
             seconds=time.monotonic() - started,
             totals=totals,
             activity_bars=activity,
+            activity_seconds=cutting.seconds,
         )
 
     def _archive_files(self, accepted: int) -> int:
@@ -416,6 +421,42 @@ class BarsJob:
 
     def latest_snapshot(self) -> Snapshot:
         return self.state.latest()
+
+
+class ActivityCut:
+    """The batch's cutting of tick, volume and dollar bars, run once: beside the batch's
+    writes, or after them (:meth:`result` runs it if it has not run)."""
+
+    def __init__(
+        self, step: ActivityStep, before: Snapshot, watermark_ms: int, batch_id: int
+    ) -> None:
+        self.step, self.before, self.watermark_ms, self.batch_id = (
+            step,
+            before,
+            watermark_ms,
+            batch_id,
+        )
+        self.seconds = 0.0
+        self._done: tuple[list[ActivityBar], dict[str, ActivityState]] | None = None
+
+    def needs_batch(self, partials: list[P.Partial]) -> bool:
+        """Whether the batch accepted a tick the cut takes (so it must wait for the batch's
+        archive commit)."""
+        end = cut_through(self.watermark_ms, self.step.window_ms)
+        return any(p.window_start_ms < end for p in partials)
+
+    def run(self) -> None:
+        clock = time.monotonic()
+        bars, state = self.step.run(self.before, self.watermark_ms)
+        self.step.write(bars, self.batch_id)
+        self._done = (bars, state)
+        self.seconds = time.monotonic() - clock
+
+    def result(self) -> tuple[list[ActivityBar], dict[str, ActivityState]]:
+        if self._done is None:
+            self.run()
+        assert self._done is not None
+        return self._done
 
 
 @dataclass(frozen=True)

@@ -27,3 +27,4 @@ class BatchReport:
     seconds: float = 0.0
     totals: Totals = field(default_factory=Totals)
     activity_bars: list[ActivityBar] = field(default_factory=list)  # tick, volume, dollar
+    activity_seconds: float = 0.0  # of ``seconds``: reading, cutting and writing them

@@ -16,13 +16,14 @@ from tests.mlfinpy.reference import mlfinpy_bars
 from tickstream.bars.activity import (
     KINDS,
     ActivityBar,
+    NeedsEventIdsError,
     OpenBar,
     Thresholds,
     cut,
     cut_ticks,
     in_order,
 )
-from tickstream.bars.activity_step import cut_through
+from tickstream.bars.activity_step import cut_through, ordered_between
 from tickstream.bars.partials import Partial, split_closed
 from tickstream.bars.state import NO_TIME
 from tickstream.config import load_settings, settings_env
@@ -269,7 +270,9 @@ def test_the_archive_is_read_by_event_time_and_put_in_cutting_order(tmp_path: Pa
             str(table), pa.Table.from_pylist(part), mode="append", partition_by=["date"]
         )
     lo, hi = base + 30_000, base + 70_000  # across midnight
-    got = in_order(TickArchive(tmp_path / "lake").between(lo, hi))
+    with pytest.raises(NeedsEventIdsError):  # read without event_ids: ties found
+        in_order(TickArchive(tmp_path / "lake").between(lo, hi))
+    _, got = ordered_between(TickArchive(tmp_path / "lake"), lo, hi)  # read again with them
     key = ("symbol", "ts_epoch_ms", "seq", "event_id")
     expected = sorted(
         (r for r in rows if lo <= r["ts_epoch_ms"] < hi), key=lambda r: [r[k] for k in key]
@@ -295,4 +298,4 @@ def test_the_archive_is_read_by_event_time_and_put_in_cutting_order(tmp_path: Pa
     )
     assert len(list(files.get_fragments())) == 1
     assert TickArchive(tmp_path / "nothing").between(None, hi).num_rows == 0
-    assert in_order(TickArchive(tmp_path / "nothing").between(None, hi)).runs == []
+    assert ordered_between(TickArchive(tmp_path / "nothing"), None, hi)[1].runs == []

@@ -36,6 +36,7 @@ from tickstream.config.job import ACTIVITY_KINDS as KINDS
 __all__ = [
     "KINDS",
     "ActivityBar",
+    "NeedsEventIdsError",
     "OpenBar",
     "OpenBars",
     "OrderedTicks",
@@ -256,11 +257,16 @@ class OrderedTicks:
         return len(self.ts_ms)
 
 
+class NeedsEventIdsError(Exception):
+    """Ticks tie on symbol, time and seq, and came without event_ids to order them by."""
+
+
 def in_order(ticks: pa.Table) -> OrderedTicks:
-    """Put ticks (columns symbol, ts_epoch_ms, seq, event_id, price, volume; any order) in
-    cutting order. One numpy sort on (symbol, event time, seq); event_ids are compared only
-    where those three tie (rare: two ticks of one symbol and instant with the same seq come
-    from two producers), so strings are neither sorted nor moved in bulk."""
+    """Put ticks (columns symbol, ts_epoch_ms, seq, price, volume, and event_id if they may tie;
+    any order) in cutting order. One numpy sort on (symbol, event time, seq); event_ids are
+    compared only where those three tie (rare: two ticks of one symbol and instant with the
+    same seq come from two producers), so strings are neither sorted nor moved in bulk. Ties
+    without an event_id column raise :class:`NeedsEventIdsError`: read them, and call again."""
     if ticks.num_rows == 0:
         empty = np.array([], dtype=np.float64)
         return OrderedTicks([], np.array([], dtype=np.int64), empty, empty)
@@ -275,6 +281,8 @@ def in_order(ticks: pa.Table) -> OrderedTicks:
     c, t, q = codes[order], ts[order], seq[order]
     tied = np.flatnonzero((c[1:] == c[:-1]) & (t[1:] == t[:-1]) & (q[1:] == q[:-1]))
     if len(tied):
+        if "event_id" not in ticks.column_names:
+            raise NeedsEventIdsError
         event_ids = ticks["event_id"]
         # Each run of tied neighbours [i, j] is put in event_id order.
         breaks = np.flatnonzero(np.diff(tied) > 1)

@@ -3,8 +3,9 @@
 A tick is accepted while its time window is open, so once a batch's watermark is w, no tick
 before F = the start of the oldest open window (``floor(w / WINDOW) * WINDOW``) can still be
 accepted, and every tick accepted later is late for the cutting too (``late/``). Each batch
-cuts, after its tick-archive commit, the archive's ticks with a window start in [F of the batch
-before, F of this batch), in (event time, seq, event_id) order per symbol
+cuts the archive's ticks with a window start in [F of the batch before, F of this batch): after
+its own archive commit if it accepted ticks in that range, else beside its writes (``job.py``,
+``ActivityCut``); in (event time, seq, event_id) order per symbol
 (:func:`~tickstream.bars.activity.in_order`, then
 :func:`~tickstream.bars.activity.cut_ticks`). The ticks still waiting for F are the archive's
 own: the step keeps only each (kind, symbol)'s open bar and the F it cut through, in the
@@ -19,9 +20,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pyarrow as pa
+
 from tickstream.bars.activity import (
     ActivityBar,
+    NeedsEventIdsError,
     OpenBar,
+    OrderedTicks,
     Thresholds,
     bar_row,
     cut_ticks,
@@ -41,6 +46,19 @@ def cut_through(watermark_ms: int, window_ms: int) -> int:
     if watermark_ms == NO_TIME:
         return NO_TIME
     return (watermark_ms // window_ms) * window_ms
+
+
+def ordered_between(
+    archive: TickArchive, lo_ms: int | None, hi_ms: int
+) -> tuple[pa.Table, OrderedTicks]:
+    """The archive's ticks of [lo_ms, hi_ms) in cutting order: read without their event_ids,
+    and again with them only if some tie on symbol, time and seq."""
+    ticks = archive.between(lo_ms, hi_ms)
+    try:
+        return ticks, in_order(ticks)
+    except NeedsEventIdsError:
+        ticks = archive.between(lo_ms, hi_ms, event_ids=True)
+        return ticks, in_order(ticks)
 
 
 class ActivityStep:
@@ -78,10 +96,8 @@ class ActivityStep:
         if not self.thresholds or end <= start:
             return [], state
         clock = time.monotonic()
-        ticks = self.archive.between(None if start == NO_TIME else start, end)
-        self.timings["read"] = time.monotonic() - clock
-        ordered = in_order(ticks)
-        self.timings["order"] = time.monotonic() - clock - self.timings["read"]
+        ticks, ordered = ordered_between(self.archive, None if start == NO_TIME else start, end)
+        self.timings["read and order"] = time.monotonic() - clock
         opens = {kind: state[kind].open for kind in self.thresholds}
         closed, opens = cut_ticks(ordered, self.thresholds, opens)
         self.timings["cut"] = time.monotonic() - clock - sum(self.timings.values())

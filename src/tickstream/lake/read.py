@@ -268,8 +268,9 @@ def bar_symbols(lake: LakeLike) -> list[str]:
     return [s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY 1").fetchall()]
 
 
-# The columns of the tick archive that cutting bars in order needs.
-ARCHIVE_COLUMNS = ("symbol", "ts_epoch_ms", "seq", "event_id", "price", "volume")
+# The columns of the tick archive that cutting bars in order needs (event_id only to order
+# ticks that tie on symbol, time and seq: reading it costs more than the others together).
+ARCHIVE_COLUMNS = ("symbol", "ts_epoch_ms", "seq", "price", "volume")
 
 
 class TickArchive:
@@ -284,12 +285,14 @@ class TickArchive:
         self.lake = as_lake(lake)
         self._table: DeltaTable | None = None
 
-    def between(self, lo_ms: int | None, hi_ms: int) -> pa.Table:
+    def between(self, lo_ms: int | None, hi_ms: int, *, event_ids: bool = False) -> pa.Table:
         """The accepted ticks of event time [lo_ms, hi_ms) (``lo_ms`` None: from the first), in
-        the archive's order (``bars.activity.in_order`` sorts them); an empty table if none."""
+        the archive's order (``bars.activity.in_order`` sorts them), with their event_ids if
+        asked; an empty table if none."""
+        columns = [*ARCHIVE_COLUMNS, "event_id"] if event_ids else list(ARCHIVE_COLUMNS)
         table = self._open()
         if table is None:
-            return _empty_archive()
+            return _empty_archive().select(columns)
         # Files are kept by the date partition and by ``ts``'s statistics (the archive keeps
         # statistics of its first two columns only, symbol and ts: jvm/spark.py).
         where = [f"date <= '{_day(hi_ms)}'", f"ts < '{_instant(hi_ms)}'"]
@@ -299,7 +302,7 @@ class TickArchive:
         rows = ds.field("ts_epoch_ms") < hi_ms
         if lo_ms is not None:
             rows &= ds.field("ts_epoch_ms") >= lo_ms
-        return dataset.to_table(columns=list(ARCHIVE_COLUMNS), filter=rows)
+        return dataset.to_table(columns=columns, filter=rows)
 
     def _open(self) -> DeltaTable | None:
         if self._table is None:
@@ -323,7 +326,7 @@ def _empty_archive() -> pa.Table:
         "price": pa.float64(),
         "volume": pa.float64(),
     }
-    return pa.table({name: pa.array([], types[name]) for name in ARCHIVE_COLUMNS})
+    return pa.table({name: pa.array([], type_) for name, type_ in types.items()})
 
 
 def _instant(ms: int) -> str:

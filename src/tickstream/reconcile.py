@@ -228,17 +228,10 @@ def bars_topic_checks(
     still holds (older ones may have passed the topic's retention). Bars of other lakes on the
     same topic are told apart by their checkpoint header."""
     assert settings.bars_topic is not None
-    text = where.read_text(*Lake.QUERY)
-    if text is None:
+    published = lake_messages(settings, where, settings.bars_topic)
+    if published is None:
         return []
-    checkpoint = str(json.loads(text)["id"]).encode()
-    seen: Counter[tuple[str, int]] = Counter()
-    for message in read_topic(settings, settings.bars_topic):
-        headers = dict(message.headers() or [])
-        if headers.get(CHECKPOINT_HEADER) != checkpoint:
-            continue
-        bar = json.loads(message.value() or b"{}")
-        seen[(bar["symbol"], int(bar["window_start_ms"]))] += 1
+    seen = Counter((bar["symbol"], int(bar["window_start_ms"])) for bar in published)
     first = min((ms for _symbol, ms in seen), default=None)
     since = "" if first is None else f"WHERE epoch_ms(window_start) >= {first}"
     in_lake = _count(con, "bars", "count(*)", since) if seen else 0
@@ -261,16 +254,10 @@ def activity_topic_checks(
     holds from the first bar the topic still has of each symbol."""
     topic = settings.activity_bars_topic
     assert topic is not None
-    text = where.read_text(*Lake.QUERY)
-    if text is None:
+    published = lake_messages(settings, where, topic)
+    if published is None:
         return []
-    checkpoint = str(json.loads(text)["id"]).encode()
-    seen: Counter[tuple[str, str, int]] = Counter()
-    for message in read_topic(settings, topic):
-        if dict(message.headers() or []).get(CHECKPOINT_HEADER) != checkpoint:
-            continue
-        bar = json.loads(message.value() or b"{}")
-        seen[(bar["kind"], bar["symbol"], int(bar["number"]))] += 1
+    seen = Counter((bar["kind"], bar["symbol"], int(bar["number"])) for bar in published)
     checks = [Check(f"bars on {topic} published more than once", sum(seen.values()) - len(seen), 0)]
     for kind, table in ACTIVITY_TABLES.items():
         first: dict[str, int] = {}
@@ -282,10 +269,25 @@ def activity_topic_checks(
             if SYMBOL_RE.match(symbol):
                 where_sql = f"WHERE symbol = '{symbol}' AND number >= {number}"
                 in_lake += _count(con, table, "count(*)", where_sql)
-        published = sum(1 for k, _s, _n in seen if k == kind)
-        if published or in_lake:
-            checks.append(Check(f"{kind} bars on {topic} = rows in {table}/", published, in_lake))
+        on_topic = sum(1 for k, _s, _n in seen if k == kind)
+        if on_topic or in_lake:
+            checks.append(Check(f"{kind} bars on {topic} = rows in {table}/", on_topic, in_lake))
     return checks
+
+
+def lake_messages(settings: Settings, where: Lake, topic: str) -> list[dict[str, Any]] | None:
+    """The messages this lake's job published to ``topic`` (a bars topic), decoded, as a
+    read_committed consumer sees them; None before the job's first start. Messages of other
+    lakes on the same topic are told apart by their checkpoint header."""
+    text = where.read_text(*Lake.QUERY)
+    if text is None:
+        return None
+    checkpoint = str(json.loads(text)["id"]).encode()
+    return [
+        json.loads(message.value() or b"{}")
+        for message in read_topic(settings, topic)
+        if dict(message.headers() or []).get(CHECKPOINT_HEADER) == checkpoint
+    ]
 
 
 def read_topic(settings: Settings, topic: str, timeout: float = 60.0) -> list[Message]:

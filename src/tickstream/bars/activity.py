@@ -252,10 +252,6 @@ class OrderedTicks:
     price: Floats
     volume: Floats
 
-    @property
-    def count(self) -> int:
-        return len(self.ts_ms)
-
 
 class NeedsEventIdsError(Exception):
     """Ticks tie on symbol, time and seq, and came without event_ids to order them by."""

@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -61,12 +61,16 @@ _REFUSED = {
 _T = TypeVar("_T")
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
+    """Epoch milliseconds, in integer arithmetic (no float rounding of the instant)."""
+    return (value - EPOCH) // timedelta(milliseconds=1)
 
 
 def bar_message(bar: Mapping[str, Any], *, provisional: bool, batch_id: int) -> dict[str, Any]:
@@ -98,17 +102,24 @@ def bar_message(bar: Mapping[str, Any], *, provisional: bool, batch_id: int) -> 
 
 def activity_message(bar: ActivityBar, batch_id: int) -> dict[str, Any]:
     """A tick, volume or dollar bar in ACTIVITY_BARS_TOPIC's JSON contract
-    (``activity_bar.schema.json``): its table's columns (times as ISO-8601 UTC and as epoch
-    milliseconds), ``kind``, ``batch_id`` and ``schema_version``."""
-    row = bar_row(bar)
+    (``activity_bar.schema.json``)."""
+    return activity_row_message(bar_row(bar), kind=bar.kind, batch_id=batch_id)
+
+
+def activity_row_message(row: Mapping[str, Any], *, kind: str, batch_id: int) -> dict[str, Any]:
+    """A row of a kind's table (``bar_row``, or one read from the lake) in the topic's contract:
+    its columns (times as ISO-8601 UTC and as epoch milliseconds), ``kind``, ``batch_id`` and
+    ``schema_version``."""
+    first: datetime = row["first_time"]
+    last: datetime = row["last_time"]
     return {
         "schema_version": SCHEMA_VERSION,
-        "kind": bar.kind,
+        "kind": kind,
         **row,
-        "first_time": _iso(row["first_time"]),
-        "last_time": _iso(row["last_time"]),
-        "first_time_ms": bar.first_ms,
-        "last_time_ms": bar.last_ms,
+        "first_time": _iso(first),
+        "last_time": _iso(last),
+        "first_time_ms": _ms(first),
+        "last_time_ms": _ms(last),
         "batch_id": batch_id,
     }
 

@@ -35,7 +35,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tickstream.bars.publish import bar_message
+from tickstream.bars.publish import activity_row_message, bar_message
 from tickstream.config import Settings
 from tickstream.dashboard.live import LiveBars, LiveFeed
 from tickstream.errors import BadQueryError, TickstreamError
@@ -131,11 +131,8 @@ def as_message(record: dict[str, Any]) -> dict[str, Any]:
 def as_activity_message(record: dict[str, Any], kind: str) -> dict[str, Any]:
     """A tick, volume or dollar bar read from the lake in ACTIVITY_BARS_TOPIC's contract."""
     bar = {k: plain_value(v) for k, v in record.items()}
-    message: dict[str, Any] = {"kind": kind, **bar}
-    for name in ("first_time", "last_time"):
-        moment: datetime = bar[name]
-        message[name] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        message[f"{name}_ms"] = int(moment.timestamp() * 1000)
+    message = activity_row_message(bar, kind=kind, batch_id=-1)
+    del message["batch_id"]  # the lake does not keep it
     return message
 
 

@@ -290,6 +290,10 @@ def test_the_bars_topic_holds_the_lakes_bars_and_the_metrics_agree_with_reconcil
     assert metrics[("tickstream_ticks_valid_total", ())] == t.ticks_valid
     assert metrics[("tickstream_heartbeats_total", ())] == t.heartbeats
     assert metrics[("tickstream_bars_total", ())] == t.bars == report.lake["bars"]
+    # Published to BARS_TOPIC: the time bars only (the tick bars go to ACTIVITY_BARS_TOPIC).
+    assert metrics[("tickstream_bars_published_total", ())] == t.bars
+    tick_bars = metrics[("tickstream_activity_bars_total", (("kind", "tick"),))]
+    assert tick_bars == t.activity_bars["tick"] > 0
     rejected = {k[1][0][1]: v for k, v in metrics.items() if k[0] == "tickstream_rejected_total"}
     assert rejected == t.rejected
     lags = [v for k, v in metrics.items() if k[0] == "tickstream_consumer_lag_messages"]

@@ -93,12 +93,11 @@ def stored_bars(
     """The bars as stored, ordered by time and symbol, filtered by symbol and [start, end) on
     window_start (time bars) or first_time (tick, volume and dollar bars); with ``limit``, the
     first bars, or the last ones if ``newest``."""
-    table = ACTIVITY_TABLES.get(kind, "bars")
-    columns = ACTIVITY_BAR_COLUMNS if kind in ACTIVITY_TABLES else BAR_COLUMNS
-    at = "first_time" if kind in ACTIVITY_TABLES else "window_start"
-    times = (
-        ("first_time", "last_time") if kind in ACTIVITY_TABLES else ("window_start", "window_end")
-    )
+    activity = kind in ACTIVITY_TABLES
+    table = ACTIVITY_TABLES[kind] if activity else "bars"
+    columns = ACTIVITY_BAR_COLUMNS if activity else BAR_COLUMNS
+    times = ("first_time", "last_time") if activity else ("window_start", "window_end")
+    at = times[0]  # what start and end select on, and the order
     con = connect(lake, (table,))
     if table not in tables_in(con):
         return pd.DataFrame({c: [] for c in columns})
@@ -115,7 +114,7 @@ def stored_bars(
         params.append(_naive_utc(end))
     # Only fixed column names and placeholders are formatted in; values are bound parameters.
     filters = f" WHERE {' AND '.join(where)}" if where else ""
-    keys = [at, "symbol"] + (["number"] if kind in ACTIVITY_TABLES else [])
+    keys = [at, "symbol"] + (["number"] if activity else [])
     order = " ORDER BY " + ", ".join(f"{k} DESC" if newest else k for k in keys)
     tail = order + (f" LIMIT {int(limit)}" if limit else "")
     # Delta's timestamps are instants: read as UTC.

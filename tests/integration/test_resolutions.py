@@ -119,5 +119,6 @@ def test_the_python_api_and_the_cli_agree(es_lake: Path, tmp_path: Path) -> None
     assert finer.returncode == 2
     assert finer.stderr.strip() == (
         "tickstream: error: resolution 30s is finer than the stored bars (1m); use a whole "
-        "multiple of 1m, or run the job with a shorter WINDOW_DURATION"
+        "multiple of 1m, or make 30s bars from the tick archive: tickstream lake rebuild "
+        "--window-duration 30s --into PATH"
     )

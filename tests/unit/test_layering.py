@@ -17,6 +17,7 @@ RUN_SPARK = {
     "tickstream.bars.job",
     "tickstream.bars.maintenance",
     "tickstream.bars.parse",
+    "tickstream.bars.rebuild",
     "tickstream.bars.rehearsal",
     "tickstream.bars.schema",
     "tickstream.bars.source",

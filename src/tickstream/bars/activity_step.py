@@ -17,7 +17,7 @@ See docs/activity-bars.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -49,15 +49,16 @@ def cut_through(watermark_ms: int, window_ms: int) -> int:
 
 
 def ordered_between(
-    archive: TickArchive, lo_ms: int | None, hi_ms: int
+    archive: TickArchive, lo_ms: int | None, hi_ms: int, *, symbols: Sequence[str] = ()
 ) -> tuple[pa.Table, OrderedTicks]:
-    """The archive's ticks of [lo_ms, hi_ms) in cutting order: read without their event_ids,
-    and again with them only if some tie on symbol, time and seq."""
-    ticks = archive.between(lo_ms, hi_ms)
+    """The archive's ticks of [lo_ms, hi_ms) (of ``symbols``, default all) in cutting order:
+    read without their event_ids, and again with them only if some tie on symbol, time and
+    seq."""
+    ticks = archive.between(lo_ms, hi_ms, symbols=symbols)
     try:
         return ticks, in_order(ticks)
     except NeedsEventIdsError:
-        ticks = archive.between(lo_ms, hi_ms, event_ids=True)
+        ticks = archive.between(lo_ms, hi_ms, event_ids=True, symbols=symbols)
         return ticks, in_order(ticks)
 
 

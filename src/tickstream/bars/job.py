@@ -347,6 +347,7 @@ class BarsJob:
                 totals=totals,
                 open_windows=sorted(still_open.values(), key=lambda p: p.key),
                 activity=activity_state,
+                window_ms=self.window_ms,
             )
         )
         self.state.prune(keep_from=batch_id - 1)

@@ -59,6 +59,9 @@ class Snapshot:
     # The activity bars' cutting, by kind: the window start through which the ticks were cut
     # (``cut_to_ms``, NO_TIME before any) and each symbol's open bar.
     activity: dict[str, ActivityState] = field(default_factory=dict)
+    # The job's WINDOW_DURATION in ms (0 in records written before it was kept): with the
+    # watermark, where the archive is complete (`tickstream lake rebuild`).
+    window_ms: int = 0
     format: int = FORMAT
 
     def windows(self) -> dict[Key, Partial]:

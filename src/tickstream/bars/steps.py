@@ -33,6 +33,8 @@ __all__ = [
     "accepted_ticks",
     "late_ticks",
     "next_watermark",
+    "partial_aggregates",
+    "partial_of",
     "reject_rows",
     "summarize",
     "with_outcome",
@@ -89,7 +91,6 @@ def summarize(tagged: DataFrame) -> BatchSummary:
     aggregate of the accepted ticks of each (symbol, window): one Spark job."""
     accepted = F.col(OUTCOME) == F.lit("accepted")
     timed = F.col(OUTCOME) != F.lit("reject")
-    order = F.struct("ts_epoch_ms", "seq", "event_id", "price")
     rows = (
         tagged.groupBy(
             OUTCOME,
@@ -98,17 +99,7 @@ def summarize(tagged: DataFrame) -> BatchSummary:
             F.when(accepted, F.col("symbol")).alias("symbol"),
             F.when(accepted, F.col("window_start_ms")).alias("window_start_ms"),
         )
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            F.max(F.when(timed, F.col("ts_epoch_ms"))).alias("max_ts"),
-            F.min(order).alias("first"),
-            F.max(order).alias("last"),
-            F.max("price").alias("high"),
-            F.min("price").alias("low"),
-            F.sum("volume").alias("volume"),
-            F.sum(F.col("price") * F.col("volume")).alias("pv"),
-            F.sum("price").alias("price_sum"),
-        )
+        .agg(F.max(F.when(timed, F.col("ts_epoch_ms"))).alias("max_ts"), *partial_aggregates())
         .collect()
     )
     summary = BatchSummary()
@@ -125,14 +116,33 @@ def summarize(tagged: DataFrame) -> BatchSummary:
                 summary.partition_max_ms.get(key, NO_TIME), row["max_ts"]
             )
         if outcome == "accepted":
-            accepted_parts.append(_partial(row))
+            accepted_parts.append(partial_of(row))
     # A window's accepted ticks can come from several Kafka partitions: one partial each.
     summary.partials = list(merge_into({}, accepted_parts).values())
     return summary
 
 
-def _partial(row: Any) -> Partial:
-    """A summary row of accepted ticks (a pyspark Row) as a Partial."""
+def partial_aggregates() -> list[Column]:
+    """The aggregates a group of ticks (one symbol, one window) reduces to, as :func:`partial_of`
+    reads them: the count, the first and last tick in (event time, seq, event_id) order with
+    their prices, high, low, volume, sum(price * volume) and sum(price). The live job's batches
+    and `tickstream lake rebuild` (:mod:`tickstream.bars.rebuild`) both aggregate with these."""
+    order = F.struct("ts_epoch_ms", "seq", "event_id", "price")
+    return [
+        F.count(F.lit(1)).alias("n"),
+        F.min(order).alias("first"),
+        F.max(order).alias("last"),
+        F.max("price").alias("high"),
+        F.min("price").alias("low"),
+        F.sum("volume").alias("volume"),
+        F.sum(F.col("price") * F.col("volume")).alias("pv"),
+        F.sum("price").alias("price_sum"),
+    ]
+
+
+def partial_of(row: Any) -> Partial:
+    """A row of :func:`partial_aggregates` with its symbol and window_start_ms (a pyspark Row)
+    as a Partial."""
     first, last = row["first"], row["last"]
     return Partial(
         symbol=row["symbol"],

@@ -9,6 +9,7 @@ from tickstream.cli.kafka import jars, kafka
 from tickstream.cli.lake import bars_cmd, lake, reconcile_cmd
 from tickstream.cli.options import Group
 from tickstream.cli.produce import produce
+from tickstream.cli.rebuild import lake_rebuild
 from tickstream.cli.stream import stream
 from tickstream.cli.up import config_cmd, dashboard_cmd, up
 
@@ -37,6 +38,7 @@ COMMANDS = (
 )
 for command in COMMANDS:
     cli.add_command(command)
+lake.add_command(lake_rebuild)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
@@ -280,40 +281,92 @@ class TickArchive:
     statistics, that can hold the range, so reading the ticks of a minute reads the few files
     of the batches that took them, not the archive."""
 
-    def __init__(self, lake: LakeLike) -> None:
+    def __init__(self, lake: LakeLike, *, version: int | None = None) -> None:
+        """``version``: read that version of the archive, always (default: the newest at each
+        read)."""
         self.lake = as_lake(lake)
+        self.version = version
         self._table: DeltaTable | None = None
 
-    def between(self, lo_ms: int | None, hi_ms: int, *, event_ids: bool = False) -> pa.Table:
-        """The accepted ticks of event time [lo_ms, hi_ms) (``lo_ms`` None: from the first), in
-        the archive's order (``bars.activity.in_order`` sorts them), with their event_ids if
-        asked; an empty table if none."""
+    def between(
+        self,
+        lo_ms: int | None,
+        hi_ms: int,
+        *,
+        event_ids: bool = False,
+        symbols: Sequence[str] = (),
+    ) -> pa.Table:
+        """The accepted ticks of event time [lo_ms, hi_ms) (``lo_ms`` None: from the first), of
+        ``symbols`` (default: all), in the archive's order (``bars.activity.in_order`` sorts
+        them), with their event_ids if asked; an empty table if none."""
         columns = [*ARCHIVE_COLUMNS, "event_id"] if event_ids else list(ARCHIVE_COLUMNS)
+        dataset = self._dataset(lo_ms, hi_ms)
+        if dataset is None:
+            return _empty_archive().select(columns)
+        return dataset.to_table(columns=columns, filter=_rows(lo_ms, hi_ms, symbols))
+
+    def span(
+        self, lo_ms: int | None, hi_ms: int | None, symbols: Sequence[str] = ()
+    ) -> tuple[int, int, int]:
+        """How many ticks of ``symbols`` the archive holds in [lo_ms, hi_ms), and the first and
+        last one's event time (0, 0, 0 if none): one read of the time column."""
+        dataset = self._dataset(lo_ms, hi_ms)
+        if dataset is None:
+            return 0, 0, 0
+        times = dataset.to_table(
+            columns=["ts_epoch_ms"], filter=_rows(lo_ms, hi_ms, symbols)
+        ).column("ts_epoch_ms")
+        if len(times) == 0:
+            return 0, 0, 0
+        bounds = pc.min_max(times)
+        return len(times), bounds["min"].as_py(), bounds["max"].as_py()
+
+    def current_version(self) -> int | None:
+        """The archive's version as read (None: no archive)."""
+        table = self._open()
+        return None if table is None else table.version()
+
+    def _dataset(self, lo_ms: int | None, hi_ms: int | None) -> ds.Dataset | None:
+        """The archive's files that can hold ticks of [lo_ms, hi_ms)."""
         table = self._open()
         if table is None:
-            return _empty_archive().select(columns)
+            return None
         # Files are kept by the date partition and by ``ts``'s statistics (the archive keeps
         # statistics of its first two columns only, symbol and ts: jvm/spark.py).
-        where = [f"date <= '{_day(hi_ms)}'", f"ts < '{_instant(hi_ms)}'"]
+        where = []
+        if hi_ms is not None:
+            where += [f"date <= '{_day(hi_ms)}'", f"ts < '{_instant(hi_ms)}'"]
         if lo_ms is not None:
             where += [f"date >= '{_day(lo_ms)}'", f"ts >= '{_instant(lo_ms)}'"]
-        dataset = table.to_pyarrow_dataset(file_pruning_predicate=" AND ".join(where))
-        rows = ds.field("ts_epoch_ms") < hi_ms
-        if lo_ms is not None:
-            rows &= ds.field("ts_epoch_ms") >= lo_ms
-        return dataset.to_table(columns=columns, filter=rows)
+        if not where:
+            return table.to_pyarrow_dataset()
+        return table.to_pyarrow_dataset(file_pruning_predicate=" AND ".join(where))
 
     def _open(self) -> DeltaTable | None:
         if self._table is None:
             try:
                 self._table = DeltaTable(
-                    self.lake.delta_uri("ticks"), storage_options=self.lake.storage_options
+                    self.lake.delta_uri("ticks"),
+                    version=self.version,
+                    storage_options=self.lake.storage_options,
                 )
             except TableNotFoundError:
                 return None
-        else:
+        elif self.version is None:
             self._table.update_incremental()
         return self._table
+
+
+def _rows(lo_ms: int | None, hi_ms: int | None, symbols: Sequence[str]) -> ds.Expression:
+    """The archive's rows of event time [lo_ms, hi_ms) and ``symbols`` (all if none)."""
+    rows = ds.scalar(True)
+    if hi_ms is not None:
+        rows &= ds.field("ts_epoch_ms") < hi_ms
+    if lo_ms is not None:
+        rows &= ds.field("ts_epoch_ms") >= lo_ms
+    if symbols:
+        rows &= ds.field("symbol").isin(list(symbols))
+    return rows
 
 
 def _empty_archive() -> pa.Table:

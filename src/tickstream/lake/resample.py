@@ -69,7 +69,8 @@ def check_resolution(resolution: Resolution, stored_ms: int) -> None:
         finer = "finer than" if resolution.ms < stored_ms else "not a whole multiple of"
         raise BadQueryError(
             f"resolution {resolution.text} is {finer} the stored bars ({stored})",
-            f"use a whole multiple of {stored}, or run the job with a shorter WINDOW_DURATION",
+            f"use a whole multiple of {stored}, or make {resolution.text} bars from the tick "
+            f"archive: tickstream lake rebuild --window-duration {resolution.text} --into PATH",
         )
     if resolution.daily and resolution.ms != DAY_MS:
         raise BadQueryError(

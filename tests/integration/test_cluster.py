@@ -144,3 +144,30 @@ def test_the_job_on_a_standalone_cluster_gives_the_same_bars(
     apps = _master_state(ui).get("completedapps", [])
     assert [a["name"] for a in apps] == ["tickstream-bars"]
     assert apps[0]["cores"] >= 1
+
+    # Rebuilt at 30 seconds from the archive on the same cluster, with the same command as on
+    # a local master.
+    rebuilt = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tickstream",
+            "lake",
+            "rebuild",
+            "--spark-master",
+            master,
+            "--window-duration",
+            "30s",
+            "--into",
+            str(tmp_path / "rebuilt"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert lake_bars(str(tmp_path / "rebuilt")) == reference_bars(as_dicts(ticks), 30_000)
+    apps = _master_state(ui).get("completedapps", [])
+    assert sorted(a["name"] for a in apps) == ["tickstream-bars", "tickstream-lake-rebuild"]

@@ -194,3 +194,25 @@ def test_the_pipeline_on_s3_is_exact_through_a_sigkill_and_restart(
     # The lake is on the server, not in a local folder named after the URI.
     assert lake.is_dir("_checkpoints", "bars", "commits")
     assert not Path("s3a:").exists()
+
+    # Rebuilt at 30 seconds from the archive on S3 into a new lake on S3, with the same command
+    # as on a local path; --replace there needs the job's confirmed stop, as compaction does.
+    bucket_root = env["OUTPUT_PATH"].rsplit("/", 1)[0]
+    rebuild_cmd = [sys.executable, "-m", "tickstream", "lake", "rebuild"]
+    refused = subprocess.run(
+        [*rebuild_cmd, "--replace"], env=child_env, capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1
+    assert "--job-stopped" in refused.stderr
+    rebuilt = subprocess.run(
+        [*rebuild_cmd, "--window-duration", "30s", "--into", f"{bucket_root}/rebuilt-30s"],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert lake_bars(location.replace("/lake", "/rebuilt-30s"), options) == reference_bars(
+        as_dicts(ticks), 30_000
+    )

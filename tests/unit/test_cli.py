@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -96,3 +97,24 @@ def test_a_failure_in_the_jobs_python_code_is_its_exception_in_one_line() -> Non
         "_internal.DeltaError: Generic DeltaTable error: No field named window_start_ms."
     )
     assert failure_line("boom\nmore") == "boom"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--kind", "tick", "--into", "x"], "tick bars need a threshold; pass --threshold"),
+        (["--kind", "dollar", "--threshold", "ES=abc", "--into", "x"], "bad --threshold 'ES=abc'"),
+        (["--threshold", "500", "--into", "x"], "--threshold is for tick, volume and dollar"),
+        (["--window-duration", "250us", "--into", "x"], "a window is a whole number of millis"),
+        (["--from", "2013-09-03", "--to", "2013-09-02", "--into", "x"], "is not after --from"),
+        (["--window-duration", "30s"], "say where the rebuilt bars go"),
+        (["--into", "x", "--replace"], "say where the rebuilt bars go"),
+    ],
+)
+def test_a_bad_rebuild_request_is_one_line_before_anything_is_read(
+    args: list[str], says: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(cli, ["lake", "rebuild", "--output-path", str(tmp_path), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1
+    assert says in result.output

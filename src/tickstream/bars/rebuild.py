@@ -41,11 +41,12 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from tickstream.bars.activity import OpenBar, bar_row, cut_ticks
 from tickstream.bars.activity_step import cut_through, ordered_between
 from tickstream.bars.partials import Partial, to_bar
-from tickstream.bars.schema import ACTIVITY_BAR, BAR, BAR_COLUMNS
+from tickstream.bars.schema import ACTIVITY_BAR, BAR, BAR_COLUMNS, TICK
 from tickstream.bars.source import window_start_ms
 from tickstream.bars.state import StateStore
 from tickstream.bars.steps import partial_aggregates, partial_of
@@ -63,6 +64,9 @@ from tickstream.lake.read import TickArchive
 
 KINDS = ("time", *ACTIVITY_TABLES)
 DAY_MS = 86_400_000
+# Ticks a chunk holds, about: each chunk is one Spark job (or one read and cut) and one step of
+# the progress line; whole days of about this many ticks (one day at least).
+CHUNK_TICKS = 2_000_000
 # Marks a rebuild's commit in a table's log (``userMetadata``); the job's own commits are
 # marked ``tickstream-bars-job:<batch>``, and its restart steps over any other.
 REBUILD_APP_ID = "tickstream-rebuild"
@@ -184,13 +188,15 @@ def plan(lake: Lake, request: Request, default_job_window_ms: int) -> Plan:
             "widen --from/--to, or check --symbol (`tickstream bars` lists what the lake holds)",
         )
     align = request.window_ms if request.kind == "time" else 1
+    days = (last - first) // DAY_MS + 1
+    step = DAY_MS * max(1, CHUNK_TICKS * days // count)  # whole days of about CHUNK_TICKS
     return Plan(
         request=request,
         version=version,
         complete_ms=complete_ms,
         job_window_ms=job_window,
         ticks=count,
-        chunks=chunks(first, last, DAY_MS, align),
+        chunks=chunks(first, last, step, align),
     )
 
 
@@ -198,17 +204,27 @@ def plan(lake: Lake, request: Request, default_job_window_ms: int) -> Plan:
 
 
 def time_partials(
-    spark: SparkSession, lake: Lake, version: int, span: tuple[int, int], request: Request
+    spark: SparkSession, archive: TickArchive, span: tuple[int, int], request: Request
 ) -> list[Partial]:
     """The partial aggregate of each (symbol, window) of the archive's ticks in ``span``: a
-    Spark batch job with the job's own aggregates."""
+    Spark batch job with the job's own aggregates.
+
+    Spark reads the Parquet files of the archive's version that can hold the span, as listed
+    by its Delta log through ``deltalake``; reading them through Delta's Spark reader costs
+    ~3 s more in a new JVM (it rebuilds the table's snapshot with Spark jobs; measured in
+    docs/rebuild.md). A table that needs a Delta reader (a reader feature) is read by it."""
     lo, hi = span
-    ticks = spark.read.format("delta").option("versionAsOf", version).load(lake.url("ticks"))
-    day = F.col("date")
     ts = F.col("ts_epoch_ms")
-    rows = ticks.where(
-        (day >= F.lit(iso(lo)[:10])) & (day <= F.lit(iso(hi - 1)[:10])) & (ts >= lo) & (ts < hi)
-    )
+    lake, version = archive.lake, archive.version
+    files = archive.file_uris(lo, hi)
+    if files is None:
+        ticks = spark.read.format("delta").option("versionAsOf", version).load(lake.url("ticks"))
+    elif not files:
+        return []
+    else:
+        uris = [("s3a://" + f.removeprefix("s3://")) if lake.remote else f for f in files]
+        ticks = spark.read.schema(ARCHIVE_FILE).parquet(*uris)
+    rows = ticks.where((ts >= lo) & (ts < hi))
     if request.symbols:
         rows = rows.where(F.col("symbol").isin(list(request.symbols)))
     grouped = rows.groupBy(
@@ -217,14 +233,20 @@ def time_partials(
     return [partial_of(row) for row in grouped.collect()]
 
 
+# The columns of the archive's data files that a bar needs (read by name).
+ARCHIVE_FILE = T.StructType(
+    [TICK[name] for name in ("symbol", "ts_epoch_ms", "seq", "event_id", "price", "volume")]
+)
+
 BarBatches = Iterator[tuple[list[dict[str, object]], int]]  # (bar rows, ticks read)
 
 
 def time_bars(spark: SparkSession, lake: Lake, built: Plan, outcome: Outcome) -> BarBatches:
     """Each chunk's closed time bars (in bar order), and the ticks it read."""
     w = built.request.window_ms
+    archive = TickArchive(lake, version=built.version)
     for span in built.chunks:
-        parts = sorted(time_partials(spark, lake, built.version, span, built.request), key=_order)
+        parts = sorted(time_partials(spark, archive, span, built.request), key=_order)
         end = built.complete_ms
         closed = [p for p in parts if end is None or p.window_start_ms + w <= end]
         outcome.open_bars += len(parts) - len(closed)

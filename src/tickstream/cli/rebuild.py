@@ -143,11 +143,12 @@ def _request(
     window_ms = round(count * unit * 1000)
     found = None
     if kind != "time":
-        given = threshold or getattr(settings, f"{kind}_bars")
         try:
-            found = Thresholds.parse(given)
+            found = Thresholds.parse(threshold) if threshold else settings.thresholds(kind)
         except ValueError:
-            raise ConfigError(f"bad --threshold {given!r}", f"expected {THRESHOLDS_FORM}") from None
+            raise ConfigError(
+                f"bad --threshold {threshold!r}", f"expected {THRESHOLDS_FORM}"
+            ) from None
         if found is None:
             raise ConfigError(
                 f"{kind} bars need a threshold",
@@ -210,7 +211,8 @@ def summary(
     ]
     if outcome.open_bars or outcome.open_ticks:
         lines.append(
-            f"left open: {outcome.open_bars:,} bars ({outcome.open_ticks:,} ticks) at or after "
+            f"left open: {_count(outcome.open_bars, 'bar')} ({_count(outcome.open_ticks, 'tick')}) "
+            "at or after "
             f"{iso(built.complete_ms or 0)}, which the job's watermark has not closed: not "
             "written"
         )
@@ -219,6 +221,10 @@ def summary(
     if replacing:
         lines.append("note: bars_csv/ keeps the CSV export as the job wrote it")
     return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _duration(ms: int) -> str:

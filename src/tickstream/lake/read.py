@@ -321,6 +321,20 @@ class TickArchive:
         bounds = pc.min_max(times)
         return len(times), bounds["min"].as_py(), bounds["max"].as_py()
 
+    def file_uris(self, lo_ms: int | None, hi_ms: int | None) -> list[str] | None:
+        """The data files of the version read that can hold ticks of [lo_ms, hi_ms) (by date
+        partition and ``ts`` statistics), as URIs (``s3://`` on S3); None if the table needs
+        a Delta reader to be read right (a reader feature, such as deletion vectors or column
+        mapping, which the job never turns on) or does not exist."""
+        table = self._open()
+        if table is None:
+            return None
+        protocol = table.protocol()
+        if protocol.min_reader_version > 1 or protocol.reader_features:
+            return None
+        where = _pruning(lo_ms, hi_ms)
+        return list(table.file_uris(file_pruning_predicate=where) if where else table.file_uris())
+
     def current_version(self) -> int | None:
         """The archive's version as read (None: no archive)."""
         table = self._open()
@@ -331,16 +345,10 @@ class TickArchive:
         table = self._open()
         if table is None:
             return None
-        # Files are kept by the date partition and by ``ts``'s statistics (the archive keeps
-        # statistics of its first two columns only, symbol and ts: jvm/spark.py).
-        where = []
-        if hi_ms is not None:
-            where += [f"date <= '{_day(hi_ms)}'", f"ts < '{_instant(hi_ms)}'"]
-        if lo_ms is not None:
-            where += [f"date >= '{_day(lo_ms)}'", f"ts >= '{_instant(lo_ms)}'"]
+        where = _pruning(lo_ms, hi_ms)
         if not where:
             return table.to_pyarrow_dataset()
-        return table.to_pyarrow_dataset(file_pruning_predicate=" AND ".join(where))
+        return table.to_pyarrow_dataset(file_pruning_predicate=where)
 
     def _open(self) -> DeltaTable | None:
         if self._table is None:
@@ -355,6 +363,18 @@ class TickArchive:
         elif self.version is None:
             self._table.update_incremental()
         return self._table
+
+
+def _pruning(lo_ms: int | None, hi_ms: int | None) -> str:
+    """Which files can hold ticks of [lo_ms, hi_ms): by the date partition, and by ``ts``'s
+    statistics (the archive keeps statistics of its first two columns only, symbol and ts:
+    jvm/spark.py). Empty: every file."""
+    where = []
+    if hi_ms is not None:
+        where += [f"date <= '{_day(hi_ms)}'", f"ts < '{_instant(hi_ms)}'"]
+    if lo_ms is not None:
+        where += [f"date >= '{_day(lo_ms)}'", f"ts >= '{_instant(lo_ms)}'"]
+    return " AND ".join(where)
 
 
 def _rows(lo_ms: int | None, hi_ms: int | None, symbols: Sequence[str]) -> ds.Expression:

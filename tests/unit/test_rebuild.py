@@ -75,3 +75,19 @@ def test_the_summary_says_ticks_bars_rate_and_what_is_open(tmp_path: Path) -> No
     assert summary(built, outcome, Lake(tmp_path), 4.0, replacing=True)[0].endswith(
         "version 0, in place of 9 stored bars"
     )
+
+
+def test_the_archive_spans_and_files_of_a_range_at_a_pinned_version(tmp_path: Path) -> None:
+    from tests.unit.test_activity_step import BASE, MINUTE, lake_with_ticks
+    from tickstream.lake.read import TickArchive
+
+    lake = lake_with_ticks(tmp_path, minutes=4)  # 10 ticks a minute, one file a minute
+    pinned = TickArchive(lake, version=1)  # the first two minutes' commits
+    assert pinned.span(None, None) == (20, BASE, BASE + MINUTE + 9000)
+    assert pinned.span(BASE + 5000, BASE + MINUTE + 1000) == (6, BASE + 5000, BASE + MINUTE)
+    assert pinned.span(BASE, BASE + 4 * MINUTE, ["NQ"]) == (0, 0, 0)
+    files = pinned.file_uris(BASE + MINUTE, BASE + 2 * MINUTE)
+    assert files is not None
+    assert len(files) == 1  # the second minute's file only, by its ts statistics
+    assert len(TickArchive(lake).file_uris(None, None) or []) == 4
+    assert TickArchive(tmp_path / "none").current_version() is None

@@ -309,17 +309,20 @@ class TickArchive:
         self, lo_ms: int | None, hi_ms: int | None, symbols: Sequence[str] = ()
     ) -> tuple[int, int, int]:
         """How many ticks of ``symbols`` the archive holds in [lo_ms, hi_ms), and the first and
-        last one's event time (0, 0, 0 if none): one read of the time column."""
+        last one's event time (0, 0, 0 if none): one streamed read of the time column."""
         dataset = self._dataset(lo_ms, hi_ms)
         if dataset is None:
             return 0, 0, 0
-        times = dataset.to_table(
-            columns=["ts_epoch_ms"], filter=_rows(lo_ms, hi_ms, symbols)
-        ).column("ts_epoch_ms")
-        if len(times) == 0:
-            return 0, 0, 0
-        bounds = pc.min_max(times)
-        return len(times), bounds["min"].as_py(), bounds["max"].as_py()
+        count, first, last = 0, 0, 0
+        batches = dataset.to_batches(columns=["ts_epoch_ms"], filter=_rows(lo_ms, hi_ms, symbols))
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            bounds = pc.min_max(batch.column(0))
+            low, high = bounds["min"].as_py(), bounds["max"].as_py()
+            first, last = (low, high) if count == 0 else (min(first, low), max(last, high))
+            count += batch.num_rows
+        return count, first, last
 
     def file_uris(self, lo_ms: int | None, hi_ms: int | None) -> list[str] | None:
         """The data files of the version read that can hold ticks of [lo_ms, hi_ms) (by date

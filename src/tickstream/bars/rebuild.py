@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
@@ -118,8 +117,6 @@ class Outcome:
     open_ticks: int = 0  # the ticks in them (and, for activity bars, those after F)
     replaced: int = 0  # --replace: the stored bars the commit removed
     version: int = -1  # the version of the table written
-    seconds: float = 0.0
-    dates: set[str] = field(default_factory=set)
 
 
 def _floor(ms: int, step: int) -> int:
@@ -350,7 +347,6 @@ def run(
     """Compute the plan's bars and write them: into a new lake (``into``), or over the range
     of ``lake``'s own bars (one commit). Raises :class:`RebuildError`, writing nothing, if no
     window in range is closed."""
-    started = time.monotonic()
     request = built.request
     target = into or lake
     check_target(lake, request, into, built)
@@ -367,7 +363,6 @@ def run(
                 if not rows:
                     continue
                 outcome.bars += len(rows)
-                outcome.dates.update(str(row["date"]) for row in rows)
                 if csv is not None:
                     csv.write_csv(rows, BAR_COLUMNS, CSV_TABLE, number)
                 yield pa.RecordBatch.from_pylist(rows, schema)
@@ -427,7 +422,6 @@ def run(
             raise failure[0] from None
         raise
     outcome.version = DeltaTable(uri, storage_options=target.storage_options).version()
-    outcome.seconds = time.monotonic() - started
     return outcome
 
 

@@ -24,6 +24,7 @@ from tickstream.dashboard.app import (
 )
 from tickstream.dashboard.live import LiveBars, parse_bar
 from tickstream.errors import ConfigError
+from tickstream.ticks.schema import SYMBOL_RE
 
 BAR = {
     "symbol": "ES",
@@ -103,6 +104,10 @@ def test_the_first_bar_note_says_when_the_first_window_closes() -> None:
 
 def test_dashboard_input_checks() -> None:
     assert parse_symbol("aapl") == "AAPL"
+    # Every symbol the tick contract accepts: an index, a share class, a futures or FX code.
+    for symbol in ("^GSPC", "BRK.B", "7203.T", "ES=F", "EURUSD=X", "S" * 20):
+        assert parse_symbol(symbol) == symbol
+        assert SYMBOL_RE.match(symbol)
     assert parse_time("2026-11-26T16:00", "from") == datetime(2026, 11, 26, 16, 0)  # noqa: DTZ001
     assert parse_time("2026-11-26T17:00+01:00", "from") == datetime(2026, 11, 26, 16, 0)  # noqa: DTZ001
     assert parse_time(None, "to") is None
@@ -110,6 +115,7 @@ def test_dashboard_input_checks() -> None:
     cases: list[tuple[Callable[[], object], int, str]] = [
         (lambda: parse_symbol(None), 400, "symbol is required"),
         (lambda: parse_symbol("<b>"), 400, "bad symbol"),
+        (lambda: parse_symbol("S" * 21), 400, "bad symbol"),
         (lambda: parse_time("tomorrow", "to"), 400, "bad to 'tomorrow'"),
         (lambda: parse_limit("0"), 400, "bad limit"),
         (lambda: parse_limit("1e3"), 400, "bad limit"),

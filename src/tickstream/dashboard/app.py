@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -41,8 +40,8 @@ from tickstream.dashboard.live import LiveBars, LiveFeed
 from tickstream.errors import BadQueryError, TickstreamError
 from tickstream.lake import Lake, bar_symbols, read_bars
 from tickstream.lake.read import BAR_KINDS, bar_kinds, parse_instant, plain_value
+from tickstream.ticks.schema import SYMBOL_RE  # the tick contract's: ^GSPC, BRK.B, 7203.T
 
-SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.\-=^]{0,15}$")
 MAX_BARS = 5000
 DEFAULT_BARS = 1000
 KEEPALIVE_S = 15.0
@@ -60,7 +59,9 @@ def parse_symbol(value: str | None) -> str:
         raise BadRequestError(400, "symbol is required, e.g. ?symbol=AAPL")
     symbol = value.strip().upper()
     if not SYMBOL_RE.match(symbol):
-        raise BadRequestError(400, f"bad symbol {value!r}: expected a ticker such as AAPL")
+        raise BadRequestError(
+            400, f"bad symbol {value!r}: expected a ticker such as AAPL, ^GSPC or BRK.B"
+        )
     return symbol
 
 

@@ -118,3 +118,16 @@ def test_a_bad_rebuild_request_is_one_line_before_anything_is_read(
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1
     assert says in result.output
+
+
+def test_bars_on_a_path_that_holds_no_lake_says_so(tmp_path: Path) -> None:
+    """A mistyped OUTPUT_PATH is one line and exit 1, not an empty table and exit 0; a lake
+    whose job has written no bar yet is an empty table."""
+    result = CliRunner().invoke(cli, ["bars", "--output-path", str(tmp_path / "typo")])
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1
+    assert f"no lake at {tmp_path.resolve()}/typo" in result.output
+    (tmp_path / "lake" / "_checkpoints").mkdir(parents=True)
+    started = CliRunner().invoke(cli, ["bars", "--output-path", str(tmp_path / "lake")])
+    assert started.exit_code == 0, started.output
+    assert "(0 bars)" in started.output

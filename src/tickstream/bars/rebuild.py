@@ -54,9 +54,7 @@ from tickstream.config.forms import Thresholds
 from tickstream.errors import TickstreamError
 from tickstream.lake.layout import (
     ACTIVITY_TABLES,
-    CHECKPOINTS,
     CSV_TABLE,
-    DELTA_TABLES,
     Lake,
 )
 from tickstream.lake.read import TickArchive
@@ -291,15 +289,10 @@ def compute(spark: SparkSession | None, lake: Lake, built: Plan, outcome: Outcom
 # --- writing ----------------------------------------------------------------------------------
 
 
-def holds_lake(target: Lake) -> bool:
-    """Whether a path already holds a lake (a table, the CSV export or a job's checkpoint)."""
-    return any(target.exists(name) for name in (*DELTA_TABLES, CSV_TABLE, CHECKPOINTS))
-
-
 def check_target(lake: Lake, request: Request, into: Lake | None, built: Plan | None) -> None:
     """Refuse, in one line, a target that would lose or mix bars."""
     if into is not None:
-        if holds_lake(into):
+        if into.holds_lake():
             raise RebuildError(
                 f"{into} already holds a lake: --into writes a new one",
                 "choose an empty or new path, or --replace to rewrite this lake's bars",

@@ -119,8 +119,14 @@ def bars_cmd(
         raise TickstreamError("--format parquet writes a file", "add --output bars.parquet")
     settings = settings_from(options)
     wanted = [s.strip() for item in symbols for s in item.split(",") if s.strip()]
+    root = Lake.from_settings(settings)
+    if not root.holds_lake():
+        raise TickstreamError(
+            f"no lake at {root}: no bars table, tick archive or job checkpoint there",
+            "set OUTPUT_PATH (or --output-path) to the folder or s3a:// URI the job writes",
+        )
     frame = read_bars(
-        Lake.from_settings(settings),
+        root,
         symbol=wanted,
         start=_utc_naive(start, "--from"),
         end=_utc_naive(end, "--to"),

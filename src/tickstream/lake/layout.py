@@ -271,6 +271,10 @@ class Lake:
         )
         return TickstreamError(f"cannot use the lake at {self.url()}: {first}", hint)
 
+    def holds_lake(self) -> bool:
+        """Whether anything of a lake is here: a table, the CSV export or a job's checkpoint."""
+        return any(self.exists(name) for name in (*DELTA_TABLES, CSV_TABLE, CHECKPOINTS))
+
     def make_root(self) -> None:
         if not self.remote:
             self.fs.create_dir(self._base, recursive=True)

@@ -190,3 +190,38 @@ def test_a_broker_that_refuses_the_transaction_timeout_stops_the_job_with_one_li
         assert "Traceback" not in output, output
     finally:
         broker.stop(timeout=30)
+
+
+def test_forming_bars_kafka_refuses_are_counted_and_exposed(
+    kafka_broker: str, base_settings: Settings
+) -> None:
+    """A forming bars topic that refuses them (messages over its max.message.bytes): each
+    refusal is counted, and the job's metrics expose the count."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from tickstream.bars.metrics import JobCollector, TickRate
+    from tickstream.bars.state import Snapshot
+
+    live = f"t-forming-refused-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_broker, [TopicSpec(live, 1, config={"max.message.bytes": "128"})])
+    settings = load_settings(
+        {
+            **base_settings.model_dump(),
+            "kafka_bootstrap_servers": kafka_broker,
+            "bars_topic": "off",
+            "bars_live_topic": live,
+        }
+    )
+    publisher = BarPublisher(settings, stopping=threading.Event(), notify=print)
+    publisher.publish_forming(batch(0), batch_id=0)
+    publisher.close(timeout=15)
+    assert publisher.forming_failed == len(batch(0))
+    assert consume_all(kafka_broker, live) == []
+
+    registry = CollectorRegistry()
+    job = SimpleNamespace(last_report=None, publisher=publisher, query=None)
+    registry.register(JobCollector(job, TickRate(), Snapshot))  # type: ignore[arg-type]
+    exposition = generate_latest(registry).decode()
+    assert f"tickstream_forming_bars_failed_total {float(len(batch(0)))}" in exposition

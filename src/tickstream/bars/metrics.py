@@ -119,6 +119,12 @@ class JobCollector(Collector):
             yield _counter(
                 "bars_published", "Closed bars published to BARS_TOPIC.", publisher.published
             )
+            yield _counter(
+                "forming_bars_failed",
+                "Forming bars that could not be sent to BARS_LIVE_TOPIC (a full client queue, or "
+                "Kafka refused them); each window's next forming bar, and its closed bar, follow.",
+                publisher.forming_failed,
+            )
         rate = self.rate.per_second()
         yield _gauge("ticks_per_second", "Valid ticks per second, last 10 s.", rate)
         lag = GaugeMetricFamily(

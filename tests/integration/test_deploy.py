@@ -54,6 +54,13 @@ def test_the_compose_file_is_valid_and_in_step(tmp_path: Path) -> None:
     assert dashboard["command"] == ["dashboard"]
     assert [p["published"] for p in dashboard["ports"]] == ["8050"]  # on the host
     assert dashboard["environment"]["METRICS_URL"] == "http://bars-job:9464/metrics"
+    # Its credential is a secret's file, never an environment variable; the job has a health
+    # check on its /healthz.
+    assert [s["source"] for s in dashboard["secrets"]] == ["dashboard_token"]
+    assert dashboard["environment"]["DASHBOARD_TOKEN_FILE"] == "/run/secrets/dashboard_token"
+    assert dashboard["environment"]["DASHBOARD_TOKEN"] == ""
+    assert project["secrets"]["dashboard_token"]["environment"] == "DASHBOARD_TOKEN"
+    assert "http://127.0.0.1:9464/healthz" in job["healthcheck"]["test"][-1]
 
 
 def test_a_version_out_of_step_is_caught(tmp_path: Path) -> None:

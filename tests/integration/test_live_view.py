@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -298,6 +299,14 @@ def test_the_bars_topic_holds_the_lakes_bars_and_the_metrics_agree_with_reconcil
     assert rejected == t.rejected
     lags = [v for k, v in metrics.items() if k[0] == "tickstream_consumer_lag_messages"]
     assert len(lags) == 3
+    # The job's health beside its metrics (Compose's healthcheck): active, a recent micro-batch.
+    with urllib.request.urlopen(scrape_url.replace("/metrics", "/healthz"), timeout=10) as found:
+        assert found.status == 200
+        assert found.read().decode().startswith("ok: micro-batch ")
+    assert live.job.metrics is not None
+    stalled, why = live.job.metrics.health(now=time.time() + 3600)  # an hour without a batch
+    assert not stalled
+    assert why.startswith("stalled: the last micro-batch started ")
     assert sum(lags) == report.lag == 0
     assert t.ticks_accepted > 1000
     assert metrics[("tickstream_batch_duration_seconds_count", ())] >= 1

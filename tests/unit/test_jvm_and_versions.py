@@ -157,20 +157,28 @@ def test_missing_maven_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_path
         jvm.ensure_jars(tmp_path / "jars")
 
 
-def test_the_engine_jar_is_stale_once_its_sources_change(tmp_path: Path) -> None:
-    import os
+def test_the_engine_folder_is_named_by_its_sources(tmp_path: Path) -> None:
+    """A change to the engine's Java or pom names another folder (built by the next `jars
+    fetch`); Maven's target/ and a file's time do not."""
+    from tickstream.jvm.jars import JarCache, engine_digest
+    from tickstream.jvm.versions import pinned
 
-    cache = jvm.jar_cache(tmp_path / "jars")
     sources = tmp_path / "engine"
     (sources / "src").mkdir(parents=True)
     java = sources / "src" / "DedupIndex.java"
     java.write_text("class A {}")
-    assert not cache.engine_is_stale(sources)  # nothing built yet: nothing to call stale
-    cache.engine_dir.mkdir(parents=True)
-    marker = cache.engine_dir / ".complete"
-    marker.write_text("ok\n")
-    os.utime(java, (1_000, 1_000))
-    os.utime(marker, (2_000, 2_000))
-    assert not cache.engine_is_stale(sources)
-    os.utime(java, (3_000, 3_000))
-    assert cache.engine_is_stale(sources)
+    (sources / "pom.xml").write_text("<project/>")
+    first = engine_digest(sources)
+    assert len(first) == 12
+    (sources / "target").mkdir()
+    (sources / "target" / "tickstream-engine.jar").write_text("built")
+    java.touch()
+    assert engine_digest(sources) == first
+    java.write_text("class A { int b; }")
+    changed = engine_digest(sources)
+    assert changed != first
+    assert engine_digest(tmp_path / "none") == ""
+    cache = JarCache(tmp_path / "jars", pinned(), changed)
+    assert cache.engine_dir.name == f"engine-{pinned().spark}-{changed}"
+    # This checkout's cache is named by its own sources.
+    assert jvm.jar_cache(tmp_path / "jars").engine_dir.name.startswith(f"engine-{pinned().spark}-")

@@ -9,14 +9,18 @@ offsets it saw on the topic minus those it has processed).
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from tickstream.bars.state import NO_TIME, Snapshot
@@ -171,6 +175,19 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"tickstream_{name}", doc, value=value)
 
 
+def stale_after(trigger_seconds: float) -> float:
+    """How old the last micro-batch may be before the job counts as stalled: two minutes, or
+    six triggers if that is longer (a backlog's first micro-batch takes a while)."""
+    return max(120.0, 6 * trigger_seconds)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line on stderr per scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
 class JobMetrics:
     """The registry, the HTTP endpoint, and what the job feeds them after each batch."""
 
@@ -200,7 +217,47 @@ class JobMetrics:
         self.rate.add(report.totals.ticks_valid)
 
     def serve(self, host: str, port: int) -> None:
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        """Serve ``/metrics`` (Prometheus' exposition, any other path as well, as the client
+        library does) and ``/healthz`` (:meth:`health`) on a thread of their own."""
+        metrics = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/healthz":
+                ok, text = self.health()
+                status = "200 OK" if ok else "503 Service Unavailable"
+                start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+                return [text.encode() + b"\n"]
+            body: Iterable[bytes] = metrics(environ, start_response)
+            return body
+
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
+        self._server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+        threading.Thread(
+            target=self._server.serve_forever, name="tickstream-metrics", daemon=True
+        ).start()
+
+    def health(self, now: float | None = None) -> tuple[bool, str]:
+        """Whether the job is healthy, in a line: its query is active and its last micro-batch
+        started within :func:`stale_after` (Spark reports a trigger without data too, every
+        10 s, so a quiet topic stays healthy)."""
+        query = self.job.query
+        if query is None:
+            return False, "starting: the query has not started yet"
+        if not query.isActive:
+            return False, "the query has stopped"
+        progress = query.lastProgress
+        if not progress:
+            return False, "starting: no micro-batch has run yet"
+        started = datetime.fromisoformat(str(progress["timestamp"]).replace("Z", "+00:00"))
+        age = (now if now is not None else time.time()) - started.timestamp()
+        limit = stale_after(self.job.settings.trigger_seconds)
+        if age > limit:
+            return (
+                False,
+                f"stalled: the last micro-batch started {age:.0f} s ago (over {limit:.0f})",
+            )
+        return True, f"ok: micro-batch {progress['batchId']} started {age:.0f} s ago"
 
     def close(self) -> None:
         if self._server is not None:

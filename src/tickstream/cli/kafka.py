@@ -120,7 +120,7 @@ def jars_fetch(**options: Any) -> None:
     from tickstream.jvm.jars import ensure_jars
 
     settings = settings_from(options)
-    cache = ensure_jars(settings.jars_dir, refresh=True)
+    cache = ensure_jars(settings.jars_dir)
     click.echo(
         f"jars ready in {cache.root} (Kafka {cache.versions.kafka}, Spark {cache.versions.spark})"
     )

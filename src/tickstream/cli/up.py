@@ -26,6 +26,9 @@ DASHBOARD_FIELDS = (
     *LAKE_FIELDS,
     "dashboard_host",
     "dashboard_port",
+    "dashboard_token",
+    "dashboard_token_file",
+    "dashboard_public",
     "metrics_url",
     "metrics_port",
 )
@@ -43,9 +46,12 @@ def dashboard_cmd(**options: Any) -> None:
     from here: it works without internet access.
     """
     from tickstream.dashboard.app import serve
+    from tickstream.dashboard.auth import credential
 
     settings = settings_from(options)
-    click.echo(f"dashboard on {dashboard_url(settings)}", err=True)
+    secret = credential(settings)  # refused here, in one line, if it must have one and has none
+    guarded = " (credential required)" if secret else ""
+    click.echo(f"dashboard on {dashboard_url(settings)}{guarded}", err=True)
     serve(settings)
 
 
@@ -95,9 +101,11 @@ def up(port: int, ui: bool, **options: Any) -> None:
     import subprocess
     import threading
 
+    from tickstream.dashboard.auth import credential
     from tickstream.kafka.local import LocalKafka
 
     settings = settings_from(options)
+    credential(settings)  # a dashboard that would be refused is refused before anything starts
     if settings.metrics_port is None:  # `up` serves the metrics (the dashboard reads them)
         settings = settings.model_copy(update={"metrics_port": UP_METRICS_PORT})
     broker = LocalKafka(settings.tickstream_home, port=port, jars_dir=settings.jars_dir)

@@ -4,8 +4,9 @@ dashboard scrapes the metrics."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 
 class EndpointSettings(BaseModel):
@@ -15,6 +16,20 @@ class EndpointSettings(BaseModel):
     metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on.")
     dashboard_port: int = Field(8050, description="Port of `tickstream dashboard`.")
     dashboard_host: str = Field("127.0.0.1", description="Address the dashboard listens on.")
+    dashboard_token: SecretStr | None = Field(
+        None,
+        description="The dashboard's credential: the password of HTTP basic auth (any user "
+        "name) or a bearer token. Required when DASHBOARD_HOST is not a loopback address.",
+    )
+    dashboard_token_file: Path | None = Field(
+        None,
+        description="... or read from this file (its first line; a Docker or Compose secret).",
+    )
+    dashboard_public: bool = Field(
+        False,
+        description="Serve the dashboard on a non-loopback address without a credential, to "
+        "anyone who can reach it.",
+    )
     metrics_url: str | None = Field(
         None,
         description="Where the dashboard scrapes the job's metrics; unset = the local "

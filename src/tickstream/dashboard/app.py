@@ -36,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 
 from tickstream.bars.publish import activity_row_message, bar_message
 from tickstream.config import Settings
+from tickstream.dashboard.auth import RequireCredential, credential
 from tickstream.dashboard.live import LiveBars, LiveFeed
 from tickstream.errors import BadQueryError, TickstreamError
 from tickstream.lake import Lake, bar_symbols, read_bars
@@ -144,7 +145,10 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(
     settings: Settings, *, live: LiveBars | None = None, follow: bool = True
 ) -> Starlette:
-    """The app. ``follow`` starts the bars topics' consumer with the app."""
+    """The app. ``follow`` starts the bars topics' consumer with the app. Raises
+    :class:`~tickstream.errors.ConfigError` if it would listen beyond this machine without a
+    credential (:mod:`tickstream.dashboard.auth`)."""
+    secret = credential(settings)
     lake = Lake.from_settings(settings)
     bars = live or LiveBars()
     feed = LiveFeed(settings, bars)
@@ -256,7 +260,7 @@ def create_app(
     async def server_error(_request: Request, exc: Exception) -> Response:
         return _error(500, f"internal error: {type(exc).__name__}: {exc}"[:300])
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", index),
             Route("/api/symbols", symbols),
@@ -275,6 +279,9 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    if secret is not None:
+        app.add_middleware(RequireCredential, secret=secret)
+    return app
 
 
 def _scrape(url: str) -> str:

@@ -7,6 +7,7 @@ once; later runs reuse the cache and need no network.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -22,10 +23,12 @@ _READY_MARK = ".complete"
 
 @dataclass(frozen=True)
 class JarCache:
-    """Where the jars of one set of pinned versions live."""
+    """Where the jars of one set of pinned versions live (and of one state of the engine's
+    sources: ``engine_digest``, see :func:`engine_digest`)."""
 
     root: Path
     versions: Versions
+    engine_digest: str = ""
 
     @property
     def kafka_dir(self) -> Path:
@@ -52,8 +55,12 @@ class JarCache:
 
     @property
     def engine_dir(self) -> Path:
-        """tickstream's own JVM code (``jvm/engine``), compiled against the pinned Spark."""
-        return self.root / f"engine-{self.versions.spark}"
+        """tickstream's own JVM code (``jvm/engine``), compiled against the pinned Spark, in a
+        folder named by its sources' digest: changed sources name a folder not built yet, which
+        `tickstream jars fetch` (scripts/up.sh and scripts/test.sh run it) builds, so a checkout
+        never runs an engine jar of other Java code, whichever checkout built the cache's."""
+        digest = f"-{self.engine_digest}" if self.engine_digest else ""
+        return self.root / f"engine-{self.versions.spark}{digest}"
 
     @property
     def folders(self) -> tuple[Path, ...]:
@@ -68,18 +75,6 @@ class JarCache:
 
     def is_complete(self) -> bool:
         return all((d / _READY_MARK).is_file() for d in self.folders)
-
-    def engine_is_stale(self, sources: Path) -> bool:
-        """Whether a file of the engine's sources (``jvm/engine``) changed after its jar was built.
-
-        `tickstream jars fetch` (which scripts/up.sh and scripts/test.sh run) then rebuilds it, so
-        a checkout never runs an engine jar older than its Java code.
-        """
-        marker = self.engine_dir / _READY_MARK
-        if not marker.is_file() or not sources.is_dir():
-            return False
-        built = marker.stat().st_mtime
-        return any(f.stat().st_mtime > built for f in sources.rglob("*") if f.is_file())
 
     def kafka_classpath(self) -> list[Path]:
         return _jars_in(self.kafka_dir)
@@ -127,16 +122,32 @@ def _artifact_name(jar_name: str) -> str:
     return re.sub(r"-\d+\.\d+[\w.\-]*$", "", stem)
 
 
+def engine_digest(sources: Path) -> str:
+    """A digest of the engine's sources (``jvm/engine``: its pom and Java files, not Maven's
+    ``target/``): 12 hex digits, or "" without sources."""
+    if not sources.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    files = sorted(
+        f
+        for f in sources.rglob("*")
+        if f.is_file() and "target" not in f.relative_to(sources).parts
+    )
+    for f in files:
+        digest.update(f.relative_to(sources).as_posix().encode() + b"\0")
+        digest.update(f.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def jar_cache(jars_dir: Path) -> JarCache:
-    return JarCache(jars_dir.resolve(), pinned())
+    return JarCache(jars_dir.resolve(), pinned(), engine_digest(build_dir() / "jvm" / "engine"))
 
 
-def ensure_jars(jars_dir: Path, *, quiet: bool = False, refresh: bool = False) -> JarCache:
-    """The jar cache for the pinned versions, resolved by Maven on first use; ``refresh`` also
-    rebuilds the engine jar when its Java sources changed since it was built."""
+def ensure_jars(jars_dir: Path, *, quiet: bool = False) -> JarCache:
+    """The jar cache for the pinned versions and the engine's sources, resolved (and the engine
+    built) by Maven on first use."""
     cache = jar_cache(jars_dir)
-    stale = refresh and cache.engine_is_stale(build_dir() / "jvm" / "engine")
-    if cache.is_complete() and not stale:
+    if cache.is_complete():
         return cache
     fetch_jars(cache, quiet=quiet)
     return cache
@@ -173,6 +184,7 @@ def fetch_jars(cache: JarCache, *, quiet: bool = False) -> None:
         f"-Ds3proxy.version={v.s3proxy}",
         f"-Dscala.binary.version={v.scala_binary}",
         f"-Djars.dir={cache.root}",
+        f"-Dengine.dir={cache.engine_dir}",
     ]
     if not quiet:
         print(f"resolving JVM jars with Maven (Kafka {v.kafka}, {v.connector_artifact}) ...")

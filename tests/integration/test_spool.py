@@ -11,6 +11,7 @@ compares, by event_id, with what Kafka and the lake hold.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import signal
@@ -160,6 +161,38 @@ def test_a_full_spool_stops_with_one_line_and_is_sent_at_the_next_start(
     first = {t["event_id"] for t in run_ticks(21, start_ms, spooled)}
     assert first <= ids  # every tick the full spool held reached Kafka
     assert len(ids) == spooled + 100
+
+
+def test_a_producer_started_while_kafka_is_down_spools_and_sends_when_it_answers(
+    own_broker: LocalKafka, tmp_path: Path
+) -> None:
+    """Kafka down at the start: the producer starts, spools, finds the topic when Kafka comes
+    back, and every tick reaches it once; the spool keeps the topic's partition count."""
+    bootstrap = f"127.0.0.1:{own_broker.port}"
+    topic = "ticks-late-start"
+    ensure_topics(bootstrap, [TopicSpec(topic, 3)])
+    own_broker.stop(timeout=30)
+    env = producer_env(bootstrap, topic, tmp_path / "home")
+    start_ms = now_ms() // 1000 * 1000
+    log = tmp_path / "produce.log"
+    producer = spawn(produce_args(23, start_ms, "--count", str(4 * RATE)), env, log)
+    try:
+        wait_until(lambda: last_spooled(log) >= 2 * RATE, timeout=90, message="ticks spooled")
+        assert producer.poll() is None, log.read_text()
+        own_broker.start(timeout=120)
+        assert producer.wait(timeout=180) == 0, log.read_text()
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+    err = log.read_text()
+    assert f"kafka unreachable at {bootstrap}: starting anyway" in err
+    assert "kafka answered after " in err
+    assert "Traceback" not in err
+    sent = topic_ids(bootstrap, topic)
+    assert sorted(sent) == sorted(t["event_id"] for t in run_ticks(23, start_ms, 4 * RATE))
+    assert "empty, Kafka has every tick" in spool_status(env)
+    spool = tmp_path / "home" / "spool" / topic
+    assert json.loads((spool / "topic.json").read_text()) == {"topic": topic, "partitions": 3}
 
 
 def test_a_three_minute_outage_loses_no_tick(

@@ -14,6 +14,7 @@ from tickstream.kafka.spool import (
     Spool,
     SpoolError,
     SpoolFullError,
+    TopicRecord,
     decode_body,
     encode_block,
     spool_status,
@@ -245,3 +246,18 @@ def test_a_damaged_cursor_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "cursor").write_text("garbage")
     with pytest.raises(SpoolError, match="cursor"):
         open_spool(tmp_path)
+
+
+def test_the_spool_keeps_what_it_last_saw_of_its_topic(tmp_path: Path) -> None:
+    spool = open_spool(tmp_path)
+    assert spool.topic_record() is None
+    spool.save_topic_record("events", 3)
+    spool.close()
+    again = open_spool(tmp_path)
+    assert again.topic_record() == TopicRecord("events", 3)
+    again.save_topic_record("events", 6)
+    assert again.topic_record() == TopicRecord("events", 6)
+    (tmp_path / "topic.json").write_text("{not json")
+    with pytest.raises(SpoolError, match=r"topic record .* is damaged"):
+        again.topic_record()
+    again.close()

@@ -17,6 +17,10 @@ from tickstream.cli.options import (
 if TYPE_CHECKING:
     from tickstream.kafka.spool import SpoolStatus
 
+# With the spool, how long the producer waits for Kafka at its start before it starts anyway,
+# spooling: a first answer usually takes well under a second.
+SPOOLED_CONNECT_S = 5.0
+
 PRODUCER_FIELDS = (
     *KAFKA_FIELDS,
     *SECURITY_FIELDS,
@@ -108,12 +112,14 @@ def produce(
 
     With the spool (PRODUCER_SPOOL: on for live sources by default), every tick is written
     to SPOOL_DIR before Kafka gets it: an outage or a crash loses nothing, and the next
-    start sends what Kafka had not acknowledged. `--status` says what it holds.
+    start sends what Kafka had not acknowledged. Kafka down at the start is an outage too:
+    the producer starts, spools, and sends once Kafka answers. `--status` says what it holds.
     """
     import threading
 
     from tickstream.cli.progress import ProgressLine, StatusLines, spool_text
     from tickstream.cli.signals import stop_on_signals
+    from tickstream.errors import EnvironmentProblem
     from tickstream.kafka.producer import ProduceStats, TickProducer
     from tickstream.kafka.spool import Spool, SpoolFullError, spool_status
     from tickstream.sources.factory import build_source
@@ -158,9 +164,19 @@ def produce(
         full: SpoolFullError | None = None
         try:
             producer = TickProducer(settings, stop=stop, notify=notify, spool=spool)
-            partitions = producer.connect(connect_timeout)
+            if spool is None:
+                partitions = producer.connect(connect_timeout)
+            else:
+                # With the spool, Kafka down at the start is an outage like any other: the
+                # ticks are spooled, and sent once it answers.
+                try:
+                    partitions = producer.connect(min(connect_timeout, SPOOLED_CONNECT_S))
+                except EnvironmentProblem:
+                    producer.start_offline()
+                    partitions = []
+            routed = f"{len(partitions)} partitions" if partitions else "partitions once it answers"
             notify(
-                f"{source.name} -> {settings.kafka_topic} ({len(partitions)} partitions) "
+                f"{source.name} -> {settings.kafka_topic} ({routed}) "
                 f"at {settings.kafka_bootstrap_servers}"
                 + (f"; spool at {spool.folder}" if spool is not None else "")
             )

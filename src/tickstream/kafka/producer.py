@@ -47,6 +47,9 @@ _OUTAGE_CODES = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError
 # A spool's backlog is handed to Kafka at most this many ticks per turn of the loop, so the
 # source is read (and spooled) in between.
 DRAIN_STEP = 200_000
+# Started while Kafka does not answer: how often, and how long, the topic is looked up again.
+LOOKUP_EVERY_S = 2.0
+LOOKUP_TIMEOUT_S = 0.5
 
 
 @dataclass
@@ -137,6 +140,7 @@ class TickProducer:
         self._reader: SpoolReader | None = None  # the backlog, when there is one
         self._rest: Block | None = None  # what is left of a block handed in part
         self._resend_end = 0  # ticks below this were spooled by an earlier run
+        self._next_lookup = 0.0  # started offline: when to look the topic up again
 
     # --- callbacks (run inside poll/flush) ------------------------------------------------------
 
@@ -224,36 +228,11 @@ class TickProducer:
         announced = False
         while True:
             remaining = end - time.monotonic()
-            try:
-                metadata = self._producer.list_topics(
-                    self.topic, timeout=max(0.5, min(2.0, remaining))
-                )
-            except KafkaException:
-                metadata = None
-            self._producer.poll(0)
-            if self._auth_failed:
-                raise credentials_error(self.settings)
-            if metadata is not None and metadata.brokers:
-                topic = metadata.topics.get(self.topic)
-                if topic is not None and topic.error is None and topic.partitions:
-                    self.partitions = sorted(topic.partitions)
-                    self._partitioner = Partitioner(len(self.partitions))
-                    self._outage_since = None
-                    return self.partitions
-                if (
-                    topic is not None
-                    and topic.error is not None
-                    and topic.error.code()
-                    in (
-                        KafkaError.UNKNOWN_TOPIC_OR_PART,
-                        KafkaError._UNKNOWN_TOPIC,
-                    )
-                ):
-                    raise TickstreamError(
-                        f"topic '{self.topic}' does not exist on {bootstrap}",
-                        "create it with `tickstream kafka create-topics` "
-                        "(`tickstream kafka start` does it for the local broker)",
-                    )
+            found = self._lookup(max(0.5, min(2.0, remaining)))
+            if found:
+                self._adopt(found)
+                self._outage_since = None
+                return self.partitions
             if not announced:
                 self.notify(f"waiting for Kafka at {bootstrap} (up to {deadline_s:g}s) ...")
                 announced = True
@@ -266,6 +245,90 @@ class TickProducer:
                 if self._auth_failed:
                     raise credentials_error(self.settings)
                 raise TickstreamError("stopped while waiting for Kafka")
+
+    def _lookup(self, timeout: float) -> list[int]:
+        """One look at the topic: its partitions, or [] if Kafka does not answer. Raises, in
+        one line, for refused credentials or a topic that does not exist."""
+        try:
+            metadata = self._producer.list_topics(self.topic, timeout=timeout)
+        except KafkaException:
+            metadata = None
+        self._producer.poll(0)
+        if self._auth_failed:
+            raise credentials_error(self.settings)
+        if metadata is None or not metadata.brokers:
+            return []
+        topic = metadata.topics.get(self.topic)
+        if topic is not None and topic.error is None and topic.partitions:
+            return sorted(topic.partitions)
+        if (
+            topic is not None
+            and topic.error is not None
+            and topic.error.code()
+            in (
+                KafkaError.UNKNOWN_TOPIC_OR_PART,
+                KafkaError._UNKNOWN_TOPIC,
+            )
+        ):
+            raise TickstreamError(
+                f"topic '{self.topic}' does not exist on {self.settings.kafka_bootstrap_servers}",
+                "create it with `tickstream kafka create-topics` "
+                "(`tickstream kafka start` does it for the local broker)",
+            )
+        return []
+
+    def _adopt(self, partitions: list[int]) -> None:
+        """Route by the topic's partitions. With a spool, check them against what the spool
+        last saw of the topic, and keep them there."""
+        self.partitions = partitions
+        self._partitioner = Partitioner(len(partitions))
+        if self.spool is None:
+            return
+        seen = self.spool.topic_record()
+        if seen is not None and seen.topic != self.topic and self.spool.pending:
+            raise TickstreamError(
+                f"the spool at {self.spool.folder} holds {self.spool.pending:,} ticks for topic "
+                f"'{seen.topic}', not '{self.topic}'",
+                f"send them with KAFKA_TOPIC={seen.topic}, or give this topic its own SPOOL_DIR",
+            )
+        if seen is not None and seen.topic == self.topic and seen.partitions != len(partitions):
+            self.notify(
+                f"topic '{self.topic}' has {len(partitions)} partitions, {seen.partitions} when "
+                "this spool last saw it: ticks are routed by the new count from here (a "
+                "symbol's earlier ticks stay in their partition)"
+            )
+        self.spool.save_topic_record(self.topic, len(partitions))
+
+    def start_offline(self) -> None:
+        """Start while Kafka does not answer (with a spool only): ticks go to the spool, and
+        to Kafka once it answers (the topic is looked up every few seconds meanwhile)."""
+        assert self.spool is not None, "only a spooled producer starts without Kafka"
+        self._outage_since = time.monotonic()
+        self._broker_up = False
+        self._next_lookup = 0.0
+        seen = self.spool.topic_record()
+        known = f", {seen.partitions} partitions when last seen" if seen else ""
+        self.notify(
+            f"kafka unreachable at {self.settings.kafka_bootstrap_servers}: starting anyway; "
+            f"ticks go to the spool at {self.spool.folder} (up to "
+            f"{format_size(self.spool.max_bytes)}) and to '{self.topic}'{known} once it answers"
+        )
+
+    def _connect_late(self) -> None:
+        """Started offline: look the topic up again, every LOOKUP_EVERY_S."""
+        now = time.monotonic()
+        if now < self._next_lookup:
+            return
+        self._next_lookup = now + LOOKUP_EVERY_S
+        found = self._lookup(LOOKUP_TIMEOUT_S)
+        if found:
+            self._adopt(found)
+            down = now - (self._outage_since or now)
+            self.notify(
+                f"kafka answered after {down:.1f}s: '{self.topic}' has {len(found)} "
+                "partitions; sending the spool"
+            )
+            self._outage_since = None
 
     # --- producing ------------------------------------------------------------------------------
 
@@ -317,7 +380,7 @@ class TickProducer:
         on_progress: Callable[[ProduceStats, int], None] | None = None,
     ) -> ProduceStats:
         """Produce until the source ends or ``stop`` is set, then flush. Returns the counts."""
-        if not self.partitions:
+        if not self.partitions and self._outage_since is None:
             self.connect()
         if self.spool is not None:
             return self._run_spooled(source, on_progress)
@@ -359,8 +422,13 @@ class TickProducer:
     # --- with a spool ---------------------------------------------------------------------------
 
     def _can_hand(self) -> bool:
-        """Kafka takes messages: not down, and no tick refused for good."""
-        return self._outage_since is None and not (self._tracker and self._tracker.frozen)
+        """Kafka takes messages: its partitions known, not down, and no tick refused for
+        good."""
+        return (
+            self._partitioner is not None
+            and self._outage_since is None
+            and not (self._tracker and self._tracker.frozen)
+        )
 
     def _caught_up(self) -> bool:
         return self._reader is None and self._rest is None and self._can_hand()
@@ -503,7 +571,10 @@ class TickProducer:
         assert self.spool is not None
         assert self._tracker is not None
         self._producer.poll(0)
-        self._check_recovered()
+        if self._partitioner is None:
+            self._connect_late()
+        else:
+            self._check_recovered()
         self.spool.ack(self._tracker.acked)
         self.spool.maybe_sync()
         self._spool_stats()

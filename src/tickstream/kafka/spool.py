@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import fcntl
+import json
 import os
 import struct
 import time
@@ -45,6 +46,7 @@ MAGIC = b"TSB1"
 HEADER = struct.Struct("<4sII")  # magic, body length, crc32(body)
 BODY_HEAD = struct.Struct("<QI")  # first seq, n
 SEGMENT_SUFFIX = ".wal"
+TOPIC_RECORD = "topic.json"  # the topic and its partition count, as last seen
 SEGMENT_BYTES = 64 * 1024 * 1024  # a new segment after this many bytes
 RECLAIM_BYTES = 1024 * 1024  # an active segment Kafka has in full goes once this large
 
@@ -188,6 +190,15 @@ def _read_cursor(folder: Path) -> int:
             "it should hold one number; move the spool folder aside to start a new one",
         )
     return int(text)
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    """What a spool last saw of its topic: a producer started while Kafka is down checks the
+    topic against it once Kafka answers."""
+
+    topic: str
+    partitions: int
 
 
 class Spool:
@@ -367,6 +378,29 @@ class Spool:
             tmp.replace(self.folder / "cursor")
             self._saved_cursor = self.acked
         self._delete_acked_segments()
+
+    # --- the topic, as the spool last saw it ------------------------------------------------
+
+    def topic_record(self) -> TopicRecord | None:
+        """The topic and its partition count when a producer last reached it with this spool
+        (``topic.json``), or None."""
+        try:
+            data = json.loads((self.folder / TOPIC_RECORD).read_text())
+            return TopicRecord(str(data["topic"]), int(data["partitions"]))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            raise SpoolError(
+                f"the spool's topic record at {self.folder / TOPIC_RECORD} is damaged",
+                "delete it: the next producer that reaches Kafka writes it again",
+            ) from None
+
+    def save_topic_record(self, topic: str, partitions: int) -> None:
+        if self.topic_record() == TopicRecord(topic, partitions):
+            return
+        tmp = self.folder / (TOPIC_RECORD + ".tmp")
+        tmp.write_text(json.dumps({"topic": topic, "partitions": partitions}) + "\n")
+        tmp.replace(self.folder / TOPIC_RECORD)
 
     def _delete_acked_segments(self) -> None:
         # A segment goes once the next one starts at or below the cursor (the active one stays).

@@ -15,7 +15,10 @@ import json
 import random
 import re
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ from tests.streams import send_heartbeat
 from tickstream.config import Settings
 from tickstream.kafka.admin import TopicSpec, ensure_topics
 from tickstream.kafka.local import LocalKafka
+from tickstream.kafka.spool import Spool
 from tickstream.sources.base import now_ms
 
 
@@ -224,3 +228,47 @@ def test_a_three_minute_outage_loses_no_tick(
     assert len(ids) == run.count  # the idempotent producer wrote none twice
     assert set(ids) == {t["event_id"] for t in ticks}
     bars_of(spark, base_settings, run.bootstrap, run.topic, tmp_path / "lake", ticks)
+
+
+def test_the_spool_checks_its_topic_when_kafka_answers(
+    kafka_broker: str, make_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """A spool that holds another topic's ticks is refused in one line, and nothing is sent; a
+    partition count that changed since the spool last saw the topic is said, and kept."""
+    first, other = make_topic(partitions=3), make_topic(partitions=3)
+    folder = tmp_path / "spool"
+    spool = Spool(folder, max_bytes=1 << 20).open()
+    spool.append(["AAPL"], [b'{"kept":"for the first topic"}'])
+    spool.save_topic_record(first, 3)
+    spool.close()
+
+    def produce(topic: str) -> subprocess.CompletedProcess[str]:
+        env = producer_env(kafka_broker, topic, tmp_path / "home", SPOOL_DIR=str(folder))
+        return subprocess.run(
+            [sys.executable, "-m", "tickstream", "produce", "--spool", "on", "--count", "10"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    refused = produce(other)
+    assert refused.returncode == 1, refused.stderr
+    errors = [ln for ln in refused.stderr.splitlines() if ln.startswith("tickstream: error:")]
+    assert errors == [
+        f"tickstream: error: the spool at {folder} holds 1 unsent tick for topic '{first}', not "
+        f"'{other}'; send them with KAFKA_TOPIC={first}, or give this topic its own SPOOL_DIR"
+    ]
+    assert topic_ids(kafka_broker, other) == []
+
+    emptied = Spool(folder, max_bytes=1 << 20).open()
+    emptied.ack(emptied.next_seq)
+    emptied.sync()
+    emptied.save_topic_record(other, 6)
+    emptied.close()
+    changed = produce(other)
+    assert changed.returncode == 0, changed.stderr
+    assert f"topic '{other}' has 3 partitions, 6 when this spool last saw it" in changed.stderr
+    assert json.loads((folder / "topic.json").read_text()) == {"topic": other, "partitions": 3}
+    assert len(topic_ids(kafka_broker, other)) == 10

@@ -287,8 +287,9 @@ class TickProducer:
         seen = self.spool.topic_record()
         if seen is not None and seen.topic != self.topic and self.spool.pending:
             raise TickstreamError(
-                f"the spool at {self.spool.folder} holds {self.spool.pending:,} ticks for topic "
-                f"'{seen.topic}', not '{self.topic}'",
+                f"the spool at {self.spool.folder} holds {self.spool.pending:,} unsent "
+                f"tick{'' if self.spool.pending == 1 else 's'} for topic '{seen.topic}', not "
+                f"'{self.topic}'",
                 f"send them with KAFKA_TOPIC={seen.topic}, or give this topic its own SPOOL_DIR",
             )
         if seen is not None and seen.topic == self.topic and seen.partitions != len(partitions):

@@ -108,6 +108,18 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def tickstream(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """A `tickstream` command run to its end, its output kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "tickstream", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
 def test_the_job_on_a_standalone_cluster_gives_the_same_bars(
     kafka_broker: str,
     make_topic: Callable[..., str],
@@ -130,14 +142,7 @@ def test_the_job_on_a_standalone_cluster_gives_the_same_bars(
         "TICKSTREAM_JARS_DIR": str(base_settings.jars_dir),
         "CONSOLE_BARS": "false",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "tickstream", "stream", "--once", "--spark-master", master],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    done = tickstream(env, "stream", "--once", "--spark-master", master)
     assert done.returncode == 0, done.stdout + done.stderr
     assert lake_bars(str(out)) == reference_bars(as_dicts(ticks), WINDOW_MS)
     # The application ran on the cluster: the master lists it as completed, with executors.
@@ -147,25 +152,16 @@ def test_the_job_on_a_standalone_cluster_gives_the_same_bars(
 
     # Rebuilt at 30 seconds from the archive on the same cluster, with the same command as on
     # a local master.
-    rebuilt = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tickstream",
-            "lake",
-            "rebuild",
-            "--spark-master",
-            master,
-            "--window-duration",
-            "30s",
-            "--into",
-            str(tmp_path / "rebuilt"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    rebuilt = tickstream(
+        env,
+        "lake",
+        "rebuild",
+        "--spark-master",
+        master,
+        "--window-duration",
+        "30s",
+        "--into",
+        str(tmp_path / "rebuilt"),
     )
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert lake_bars(str(tmp_path / "rebuilt")) == reference_bars(as_dicts(ticks), 30_000)

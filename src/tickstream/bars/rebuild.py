@@ -244,9 +244,10 @@ def time_bars(spark: SparkSession, lake: Lake, built: Plan, outcome: Outcome) ->
         parts = sorted(time_partials(spark, archive, span, built.request), key=_order)
         end = built.complete_ms
         closed = [p for p in parts if end is None or p.window_start_ms + w <= end]
+        read = sum(p.count for p in parts)
         outcome.open_bars += len(parts) - len(closed)
-        outcome.open_ticks += sum(p.count for p in parts) - sum(p.count for p in closed)
-        yield [to_bar(p, w) for p in closed], sum(p.count for p in parts)
+        outcome.open_ticks += read - sum(p.count for p in closed)
+        yield [to_bar(p, w) for p in closed], read
 
 
 def _order(p: Partial) -> tuple[int, str]:

@@ -93,7 +93,7 @@ def lake_rebuild(
             "say where the rebuilt bars go",
             "--into PATH for a new lake, or --replace for this lake's own bars",
         )
-    from tickstream.bars.rebuild import check_target, plan, run
+    from tickstream.bars.rebuild import check_target, plan
     from tickstream.lake.layout import Lake, ObjectStore
     from tickstream.lake.lock import LakeLock
 
@@ -112,7 +112,7 @@ def lake_rebuild(
             )
         lock.acquire()  # refuses, in one line, while a job runs on this lake
     try:
-        outcome = _run(settings, lake, built, target, run)
+        outcome = _run(settings, lake, built, target)
     finally:
         lock.release()
     seconds = time.monotonic() - began
@@ -170,7 +170,8 @@ def _request(
     )
 
 
-def _run(settings: Settings, lake: Lake, built: Plan, into: Lake | None, run: Any) -> Outcome:
+def _run(settings: Settings, lake: Lake, built: Plan, into: Lake | None) -> Outcome:
+    from tickstream.bars.rebuild import run
     from tickstream.cli.progress import ProgressLine
 
     progress = ProgressLine("rebuilding: ticks", built.ticks)
@@ -182,8 +183,7 @@ def _run(settings: Settings, lake: Lake, built: Plan, into: Lake | None, run: An
             spark = build_spark(
                 settings, app_name="tickstream-lake-rebuild", object_store=lake.remote
             )
-        outcome: Outcome = run(spark, lake, built, into=into, progress=progress.update)
-        return outcome
+        return run(spark, lake, built, into=into, progress=progress.update)
     finally:
         progress.close()
         if spark is not None:
@@ -195,10 +195,11 @@ def summary(
 ) -> list[str]:
     """What the rebuild did, in a line, and what it left open."""
     from tickstream.bars.rebuild import iso
+    from tickstream.lake.resample import duration_text
 
     request = built.request
     what = (
-        f"time bars ({_duration(request.window_ms)})"
+        f"time bars ({duration_text(request.window_ms)})"
         if request.kind == "time"
         else f"{request.kind} bars ({request.thresholds.text() if request.thresholds else ''})"
     )
@@ -225,10 +226,3 @@ def summary(
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
-def _duration(ms: int) -> str:
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"

@@ -65,7 +65,7 @@ def parse_resolution(text: str) -> Resolution:
 def check_resolution(resolution: Resolution, stored_ms: int) -> None:
     """A resolution must be a whole multiple of the stored bars' length."""
     if resolution.ms < stored_ms or resolution.ms % stored_ms:
-        stored = _duration_text(stored_ms)
+        stored = duration_text(stored_ms)
         finer = "finer than" if resolution.ms < stored_ms else "not a whole multiple of"
         raise BadQueryError(
             f"resolution {resolution.text} is {finer} the stored bars ({stored})",
@@ -79,7 +79,8 @@ def check_resolution(resolution: Resolution, stored_ms: int) -> None:
         )
 
 
-def _duration_text(ms: int) -> str:
+def duration_text(ms: int) -> str:
+    """A length of time in its largest whole unit: ``1m``, ``30s``, ``1500ms``."""
     for unit, size in (("d", DAY_MS), ("h", 3_600_000), ("m", MINUTE_MS), ("s", 1000)):
         if ms % size == 0:
             return f"{ms // size}{unit}"
@@ -146,7 +147,7 @@ def stored_length_ms(bars: pd.DataFrame) -> int:
     """The stored bars' length (one for the whole table, or a clear error)."""
     lengths = set((_ms(bars["window_end"]) - _ms(bars["window_start"])).tolist())
     if len(lengths) != 1:
-        shown = ", ".join(sorted(_duration_text(int(x)) for x in lengths))
+        shown = ", ".join(sorted(duration_text(int(x)) for x in lengths))
         raise BadQueryError(
             f"the stored bars have several lengths ({shown}): WINDOW_DURATION changed",
             "read them with --from/--to around one length, or rebuild the lake",
@@ -157,7 +158,7 @@ def stored_length_ms(bars: pd.DataFrame) -> int:
 def stored_resolution(bars: pd.DataFrame) -> Resolution:
     """The stored bars' length as a resolution."""
     ms = stored_length_ms(bars)
-    return Resolution(_duration_text(ms), ms)
+    return Resolution(duration_text(ms), ms)
 
 
 def _session_index(table: pd.DataFrame, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

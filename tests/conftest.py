@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.kafka_cluster import lasting_ports
 from tickstream.config import Settings, load_settings
 from tickstream.kafka.admin import TopicSpec, ensure_topics, pipeline_topics
-from tickstream.kafka.local import LocalKafka, free_port
+from tickstream.kafka.local import LocalKafka
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -61,7 +62,7 @@ def base_settings(state_home: Path) -> Settings:
 def kafka_broker(state_home: Path) -> Iterator[str]:
     """A real single-node broker on a free port; yields its bootstrap address."""
     broker = LocalKafka(
-        state_home / "broker", port=free_port(), jars_dir=repo_jars_dir(), heap="768m"
+        state_home / "broker", port=lasting_ports()[0], jars_dir=repo_jars_dir(), heap="768m"
     )
     result = broker.start(timeout=120)
     # The default bars topics, for the `tickstream stream` children run with default settings.
@@ -82,7 +83,7 @@ def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
 @contextmanager
 def started_broker(home: Path) -> Iterator[LocalKafka]:
     """A broker of one's own on a free port, stopped on the way out."""
-    broker = LocalKafka(home, port=free_port(), jars_dir=repo_jars_dir(), heap="512m")
+    broker = LocalKafka(home, port=lasting_ports()[0], jars_dir=repo_jars_dir(), heap="512m")
     broker.start(timeout=120)
     try:
         yield broker

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import random
+import socket
 from pathlib import Path
 
-from tickstream.kafka.local import HOST, LocalKafka, free_port, new_cluster_id
+from tickstream.kafka.local import HOST, LocalKafka, new_cluster_id
+
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def lasting_ports(count: int = 1) -> list[int]:
+    """``count`` distinct free ports below the kernel's ephemeral range, for brokers that are
+    stopped and started again on the same port.
+
+    A free port from the range (``free_port``: bind to 0) can be handed, while its broker is
+    down, to any client connection, even to the producer's own retry to that very port (a TCP
+    self-connect); the restart then finds the port in use. That failed a CI run, three minutes
+    into the outage scenario. Below the range, only a listener can take the port.
+    """
+    low = int(EPHEMERAL.read_text().split()[0]) if EPHEMERAL.exists() else 32768
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:  # taken: try another
+                continue
+        ports.append(port)
+    return ports
 
 
 class LocalKafkaCluster:
@@ -17,9 +45,7 @@ class LocalKafkaCluster:
     def __init__(
         self, home: Path, size: int = 3, *, jars_dir: Path | None = None, heap: str = "512m"
     ) -> None:
-        ports = [free_port() for _ in range(2 * size)]
-        while len(set(ports)) != len(ports):
-            ports = [free_port() for _ in range(2 * size)]
+        ports = lasting_ports(2 * size)
         client_ports, controller_ports = ports[:size], ports[size:]
         voters = ",".join(f"{i + 1}@{HOST}:{p}" for i, p in enumerate(controller_ports))
         replication = {

@@ -131,3 +131,35 @@ def test_bars_on_a_path_that_holds_no_lake_says_so(tmp_path: Path) -> None:
     started = CliRunner().invoke(cli, ["bars", "--output-path", str(tmp_path / "lake")])
     assert started.exit_code == 0, started.output
     assert "(0 bars)" in started.output
+
+
+_ENDING = """
+import atexit, sys, threading, time
+from tickstream.cli.app import end
+
+def late():
+    time.sleep(0.3)
+    print("thread done")
+
+threading.Thread(target=late).start()
+atexit.register(lambda: print("atexit ran"))
+sys.stdout.write("buffered, not flushed")
+end({code!r})
+print("never")
+"""
+
+
+@pytest.mark.parametrize(("code", "status", "err"), [(0, 0, ""), (3, 3, ""), ("bad", 1, "bad\n")])
+def test_the_end_keeps_what_pythons_exit_does(code: int | str, status: int, err: str) -> None:
+    """``end`` skips the interpreter's teardown (docs/lake.md) but not a thread's work, the
+    atexit handlers or buffered output; a message is said on stderr, with exit 1."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ENDING.format(code=code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == status
+    assert done.stdout == "buffered, not flushed" + "thread done\natexit ran\n"  # nothing lost
+    assert done.stderr == err

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
+import sys
+import threading
+from typing import NoReturn
+
 import click
 
 from tickstream import __version__
@@ -41,8 +48,37 @@ for command in COMMANDS:
 lake.add_command(lake_rebuild)
 
 
-def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="tickstream")
+def main(argv: list[str] | None = None) -> NoReturn:
+    try:
+        cli.main(args=argv, prog_name="tickstream")
+    except SystemExit as exc:
+        end(exc.code)
+    end(0)
+
+
+def end(code: int | str | None) -> NoReturn:
+    """End the process with ``code`` once its work is done, without the interpreter's teardown.
+
+    Arrow's reader threads may still be finishing a scan of the lake when the command returns
+    (deltalake reads through a Python file system, so they take the GIL); one that does so
+    while the interpreter tears itself down aborts the process ("terminate called without an
+    active exception", exit 134), after the command did its work and said so. Seen in 1 of 30
+    refused `lake rebuild` runs; apache/arrow#39862 is the open upstream report. So: what
+    Python's own exit does that matters here (join the threads that are not daemons, run the
+    atexit handlers, flush the standard streams), then ``os._exit``. docs/lake.md.
+    """
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for out in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            out.flush()
+    os._exit(code or 0)
 
 
 __all__ = ["cli", "main"]

@@ -7,7 +7,8 @@ of the test data; the JVM's start-up is timed separately):
 - ``read only`` and ``read + parse``: what Spark's Kafka source costs alone, and with tickstream's
   parsing and validation (noop sink): the ceiling for everything after it; ``parse-full``
   (``--designs ...,parse-full``) parses every message the full way, without the fast path for
-  valid ticks (``TickParser``), to compare the two;
+  valid ticks (``TickParser``), to compare the two, and ``parse-full-lenient`` without the strict
+  JSON check (``JsonShape``), as the full path was before issue 26;
 - ``tickstream``: the bars job with every output (bars, CSV bars, tick archive, rejects, late),
   ``--once`` (availableNow), micro-batches of ``--batch`` messages;
 - ``parquet-lake``: the same job with the lake writer it had before Delta Lake (each table's rows
@@ -414,11 +415,17 @@ def drain_read_only(spark: SparkSession, settings: Settings, out: Path) -> None:
 
 
 def drain_read_parse(
-    spark: SparkSession, settings: Settings, out: Path, *, fast_path: bool = True
+    spark: SparkSession,
+    settings: Settings,
+    out: Path,
+    *,
+    fast_path: bool = True,
+    strict: bool = True,
 ) -> None:
     rules = Rules(settings.tick_min_ms, settings.tick_max_ahead_ms, settings.max_message_bytes)
     kafka = _kafka(spark, settings)
-    parsed = parse_events(kafka, rules, fast_path=fast_path).drop("raw", "raw_text")
+    parsed = parse_events(kafka, rules, fast_path=fast_path, strict=strict)
+    parsed = parsed.drop("raw", "raw_text")
     _run_all([(parsed, "noop", {})], out)
 
 
@@ -649,6 +656,9 @@ def main() -> None:
                 "read": lambda: drain_read_only(spark, settings, out),
                 "parse": lambda: drain_read_parse(spark, settings, out),
                 "parse-full": lambda: drain_read_parse(spark, settings, out, fast_path=False),
+                "parse-full-lenient": lambda: drain_read_parse(
+                    spark, settings, out, fast_path=False, strict=False
+                ),
                 "tickstream": lambda: drain_tickstream(spark, settings),
                 "bars-topics": lambda: drain_tickstream(
                     spark,
@@ -694,6 +704,7 @@ def main() -> None:
             "read": "read only (noop)",
             "parse": "read + parse (noop)",
             "parse-full": "read + full parse (noop)",
+            "parse-full-lenient": "read + full parse, no JsonShape (noop)",
             "tickstream": "tickstream, all outputs",
             "bars-topics": "the same, bars to Kafka too",
             "activity": "the same, tick/volume/dollar bars",

@@ -208,6 +208,11 @@ def fuzz_cases(rng: random.Random, t: Tick) -> list[tuple[bytes | None, str]]:
         (_with(t, schema_version=rng.choice([0, 2, 99])), "unknown_schema_version"),
         (rng.choice([None, b""]), "empty"),
         (_with(t, event_id=""), "bad_event_id"),
+        # What from_json would read as a valid tick (issue 26): never a guess.
+        (good[:-1] + b', "price": 1.0}', "duplicate_key"),
+        (good + rng.choice([b" x", b"\n" + good, b",1"]), "trailing_text"),
+        (good.replace(b'"', b"'"), "single_quotes"),
+        (_with(t, producer_id=rng.randrange(100)), "bad_type"),
     ]
 
 

@@ -63,6 +63,7 @@ VALID = [
     json.dumps(json.loads(encode_tick(BASE)), separators=(" , ", " : ")).encode(),
     raw(ts_epoch_ms=str(RULES.min_ts_ms), ts=f'"{iso_utc(RULES.min_ts_ms)}"'),
     raw(ts_epoch_ms=str(KAFKA_MS + 300_000), ts=f'"{iso_utc(KAFKA_MS + 300_000)}"'),
+    encode_tick(BASE) + b" \r\n\t",  # white space after the object is JSON
 ]
 INVALID_OR_OTHER = [
     b"",
@@ -107,11 +108,27 @@ INVALID_OR_OTHER = [
     raw(extra="1"),  # a key the schema does not know: the full path decides (valid)
     raw(producer_id='"p-1"'),  # a heartbeat's key in a tick: the full path decides (valid)
     raw(producer_id="5"),
+    raw(producer_id='{"a":"p-1"}'),
+    raw(producer_id="true"),
     encode_tick(BASE)[:-1] + b',"price":1.5}',  # a repeated key
+    raw(extra="1")[:-1] + b',"extra":2}',  # a repeated key the schema does not know
+    encode_heartbeat(Heartbeat("p-1", TS))[:-1] + b',"ts_epoch_ms":1}',
     encode_tick(BASE) + b" trailing",
+    encode_tick(BASE) + encode_tick(BASE),
+    encode_tick(BASE) + b",1",
     encode_tick(BASE).replace(b'"', b"'"),
+    encode_tick(BASE).replace(b'"ES"', b"'ES'"),
     encode_tick(BASE)[:-1],
+    encode_tick(BASE)[:-1].replace(b'"', b"'"),  # single quotes, and unfinished: not JSON
 ]
+# What from_json reads as a valid tick, and the job rejects: the reason of each.
+AMBIGUOUS = {
+    encode_tick(BASE)[:-1] + b',"price":1.0}': "duplicate_key",
+    encode_tick(BASE) + b" trailing": "trailing_text",
+    encode_tick(BASE) + b'{"price":1.0}': "trailing_text",
+    encode_tick(BASE).replace(b'"', b"'"): "single_quotes",
+    raw(producer_id="5"): "bad_type",
+}
 
 
 def kafka_rows(spark: SparkSession, messages: list[bytes]) -> DataFrame:
@@ -155,10 +172,28 @@ def test_every_other_message_takes_the_full_path_and_gets_its_verdict(
     assert not any(accepted_by_fast_path(spark, INVALID_OR_OTHER))
     reasons = {r.reason for r in full}
     # the list reaches most of the checks (kept honest: a typo in it would make messages valid)
-    assert len(reasons) >= 14, reasons
+    assert len(reasons) >= 17, reasons
     # what the full path reads as a tick although the fast path leaves it: an escape, non-ASCII
-    # text, keys a tick does not have (2), a repeated key, trailing text, single quotes
-    assert sum(r.kind == "tick" for r in full) == 8
+    # text, keys a tick does not have (2)
+    assert sum(r.kind == "tick" for r in full) == 4
+    assert {"duplicate_key", "trailing_text", "single_quotes"} <= reasons
+
+
+def test_ambiguous_messages_are_rejected_with_their_reason_on_both_paths(
+    spark: SparkSession,
+) -> None:
+    """A repeated key, text after the object, single quotes and a producer_id that is not a
+    string: from_json reads each as a valid tick (the repeated price as its last value); the
+    job rejects each, naming it."""
+    messages = list(AMBIGUOUS)
+    kafka = kafka_rows(spark, messages)
+    lenient = kafka.select(
+        F.from_json(F.col("value").cast("string"), "price double, producer_id string").alias("j")
+    ).collect()
+    assert all(row.j is not None and row.j.price > 0 for row in lenient)  # what it would take
+    fast, full = both_paths(spark, messages)
+    assert same(fast, full)
+    assert [(r.kind, r.reason) for r in full] == [("reject", why) for why in AMBIGUOUS.values()]
 
 
 @pytest.mark.parametrize("seed", [1, 2])

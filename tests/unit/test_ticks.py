@@ -107,6 +107,11 @@ def test_heartbeat_round_trip() -> None:
         (b'{"type":"tick","schema_version":1}', "missing_field"),
         (b'{"type":"tick","schema_version":1,"ts_epoch_ms":"1"}', "bad_type"),
         (b'{"type":"tick","schema_version":1,"ts_epoch_ms":true}', "bad_type"),
+        (b'{"type":"tick","schema_version":1,"type":"heartbeat"}', "duplicate_key"),
+        (b'{"type":"tick","schema_version":1} {"a":1}', "trailing_text"),
+        (b'{"type":"tick","schema_version":1} x', "trailing_text"),
+        (b"{'type':'tick','schema_version':1}", "single_quotes"),
+        (b'{"type":"tick","schema_version":1,"producer_id":5}', "bad_type"),
     ],
 )
 def test_decode_rejects_with_a_reason(payload: bytes, reason: str) -> None:

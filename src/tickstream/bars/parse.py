@@ -14,8 +14,12 @@ reason                     meaning
 ``empty``                  no value (a tombstone) or an empty one
 ``oversized``              larger than MAX_MESSAGE_BYTES (not parsed)
 ``invalid_utf8``           the bytes are not UTF-8
+``duplicate_key``          a key repeated in one object (which one was meant?)
+``trailing_text``          anything but white space after the JSON object
+``single_quotes``          strings or keys in single quotes (JSON has double quotes only)
 ``malformed_json``         not a JSON object
-``bad_type``               a field of the wrong JSON type (a string price, a float seq)
+``bad_type``               a field of the wrong JSON type (a string price, a float seq, a
+                           producer_id that is not a string)
 ``unknown_schema_version`` ``schema_version`` is not 1
 ``unknown_type``           ``type`` is neither ``tick`` nor ``heartbeat``
 ``missing_field``          a required field is absent or null
@@ -47,6 +51,9 @@ REASONS = (
     "empty",
     "oversized",
     "invalid_utf8",
+    "duplicate_key",
+    "trailing_text",
+    "single_quotes",
     "malformed_json",
     "bad_type",
     "unknown_schema_version",
@@ -89,11 +96,12 @@ def _finite(c: Column) -> Column:
     return c.isNotNull() & ~F.isnan(c) & (F.abs(c) != F.lit(float("inf")))
 
 
-def _reason(rules: Rules) -> Column:
+def _reason(rules: Rules, shape: Column) -> Column:
     """The first reason a message is rejected, or null for a valid tick or heartbeat.
 
     CASE evaluates its conditions in order and stops at the first true one, so the
     costly checks (re-parsing as VARIANT) run only for the rare messages that need them.
+    ``shape`` is :func:`json_shape` of the message.
     """
     j = F.col("j")
     tick = j["type"] == F.lit("tick")
@@ -113,6 +121,7 @@ def _reason(rules: Rules) -> Column:
         F.when(F.col("value").isNull() | (size == 0), F.lit("empty"))
         .when(size > rules.max_message_bytes, F.lit("oversized"))
         .when(~F.expr("is_valid_utf8(value)"), F.lit("invalid_utf8"))
+        .when(shape.isNotNull(), shape)
         .when(j.isNull(), F.lit("malformed_json"))
         .when(corrupt & F.expr("try_parse_json(raw_text)").isNull(), F.lit("malformed_json"))
         .when(
@@ -127,7 +136,10 @@ def _reason(rules: Rules) -> Column:
         .when(j["type"].isNull() | ~(tick | heartbeat), F.lit("unknown_type"))
         .when(tick & missing_tick, F.lit("missing_field"))
         .when(heartbeat & missing_beat, F.lit("missing_field"))
-        .when(heartbeat & _json_type_is_not_string("producer_id"), F.lit("bad_type"))
+        .when(
+            j["producer_id"].isNotNull() & _json_type_is_not_string("producer_id"),
+            F.lit("bad_type"),
+        )
         .when(
             tick & (~j["symbol"].rlike(SYMBOL_RE.pattern) | _json_type_is_not_string("symbol")),
             F.lit("bad_symbol"),
@@ -177,12 +189,25 @@ def fast_tick(spark: SparkSession, value: Column, timestamp: Column, rules: Rule
     )
 
 
-def parse_events(kafka: DataFrame, rules: Rules, *, fast_path: bool = True) -> DataFrame:
+def json_shape(spark: SparkSession, value: Column) -> Column:
+    """What from_json and parse_json let through (``io.tickstream.engine.JsonShape``, in the
+    JVM): ``duplicate_key``, ``trailing_text`` or ``single_quotes``, or null. from_json reads
+    the last of a repeated key, ignores text after the object and takes single quotes; none of
+    Spark's JSON readers says so (docs/engine.md)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    return ClassicColumn(jvm.io.tickstream.engine.JsonShape.column(value._jc))
+
+
+def parse_events(
+    kafka: DataFrame, rules: Rules, *, fast_path: bool = True, strict: bool = True
+) -> DataFrame:
     """Kafka rows -> one row per message: kind, reason, the tick's fields, where it came from.
 
     A message the fast path (:func:`fast_tick`) accepts is a valid tick with its fields; every
     other message is read by ``from_json`` and the checks of :func:`_reason`, which are only
-    evaluated for it. ``fast_path=False`` reads every message the full way (to compare them).
+    evaluated for it. ``fast_path=False`` reads every message the full way (to compare them);
+    ``strict=False`` leaves out :func:`json_shape` (as before issue 26: for the benchmark).
     """
     text = F.when(
         F.length(F.col("value")) <= rules.max_message_bytes, F.col("value").cast("string")
@@ -213,7 +238,8 @@ def parse_events(kafka: DataFrame, rules: Rules, *, fast_path: bool = True) -> D
     )
     # The reason is a column of its own, and `kind` reads that column: written inline twice,
     # Spark evaluates the whole chain of checks twice per message (measured: 2.7x slower).
-    with_reason = parsed.withColumn("reason", F.when(fast.isNull(), _reason(rules)))
+    shape = json_shape(kafka.sparkSession, F.col("value")) if strict else F.lit(None)
+    with_reason = parsed.withColumn("reason", F.when(fast.isNull(), _reason(rules, shape)))
 
     def field(name: str) -> Column:
         return F.coalesce(fast[name], F.col("j")[name]).alias(name)

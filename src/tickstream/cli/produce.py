@@ -13,8 +13,10 @@ from tickstream.cli.options import (
     settings_from,
     settings_options,
 )
+from tickstream.errors import ConfigError
 
 if TYPE_CHECKING:
+    from tickstream.config import Settings
     from tickstream.kafka.spool import SpoolStatus
 
 # With the spool, how long the producer waits for Kafka at its start before it starts anyway,
@@ -86,7 +88,20 @@ def _parse_start(value: str | None) -> int | None:
     "--status",
     "show_status",
     is_flag=True,
-    help="Say what the spool holds (ticks Kafka has not acknowledged) and exit.",
+    help="Say what the spool holds (ticks Kafka has not acknowledged, dead letters) and exit.",
+)
+@click.option(
+    "--resend-dead-letters",
+    "resend_dead",
+    is_flag=True,
+    help="Send the ticks Kafka refused for good (the dead letters beside the spool) again, "
+    "keep those it refuses again, and exit.",
+)
+@click.option(
+    "--drop-dead-letters",
+    "drop_dead",
+    is_flag=True,
+    help="Delete the dead letters beside the spool, saying how many, and exit.",
 )
 def produce(
     count: int | None,
@@ -95,6 +110,8 @@ def produce(
     connect_timeout: float,
     status_every: float | None,
     show_status: bool,
+    resend_dead: bool,
+    drop_dead: bool,
     **options: Any,
 ) -> None:
     """Publish ticks to Kafka: simulated (default), replayed from a file, or live (yfinance).
@@ -127,6 +144,11 @@ def produce(
     settings = settings_from(options)
     if show_status:
         click.echo(describe_spool(spool_status(settings.spool_folder)))
+        return
+    if resend_dead or drop_dead:
+        if resend_dead and drop_dead:
+            raise ConfigError("--resend-dead-letters or --drop-dead-letters, not both")
+        click.echo(dead_letters(settings, resend=resend_dead, timeout_s=connect_timeout))
         return
     start_ms = _parse_start(start)
     stop = threading.Event()
@@ -209,6 +231,39 @@ def produce(
         sys.exit(1)
 
 
+def dead_letters(settings: Settings, *, resend: bool, timeout_s: float) -> str:
+    """Re-send or drop the dead letters beside the spool, holding the spool (no producer runs
+    on it meanwhile); what was done, in one line."""
+    from tickstream.kafka.deadletters import DeadLetters
+    from tickstream.kafka.deadletters import resend as send_again
+    from tickstream.kafka.spool import Spool
+
+    spool = Spool(settings.spool_folder, max_bytes=int(settings.spool_max_bytes)).open()
+    try:
+        dead = DeadLetters(spool.folder)
+        letters = dead.read()
+        if not letters:
+            return f"dead letters at {dead.path}: none"
+        if not resend:
+            dead.replace([])
+            return f"dropped {len(letters):,} dead letter{_s(len(letters))} from {dead.path}"
+        refused = send_again(settings, letters, timeout_s)
+        dead.replace(refused)
+        text = f"re-sent {len(letters) - len(refused):,} of {len(letters):,} dead letters"
+        if refused:
+            text += (
+                f"; Kafka refused {len(refused):,} again ({refused[-1].reason}): kept at "
+                f"{dead.path}"
+            )
+        return text
+    finally:
+        spool.close()
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
 def describe_spool(status: SpoolStatus) -> str:
     """`tickstream produce --status`: what the spool holds, in one line."""
     from tickstream.kafka.spool import format_size
@@ -220,10 +275,16 @@ def describe_spool(status: SpoolStatus) -> str:
         if status.producer_pid is not None
         else ""
     )
+    dead = (
+        f"; {status.dead_letters:,} dead letter{_s(status.dead_letters)} (ticks Kafka refused "
+        "for good: --resend-dead-letters or --drop-dead-letters)"
+        if status.dead_letters
+        else ""
+    )
     if not status.pending:
-        return f"spool at {status.folder}: empty, Kafka has every tick{running}"
+        return f"spool at {status.folder}: empty, Kafka has every tick{running}{dead}"
     return (
         f"spool at {status.folder}: {status.pending:,} ticks Kafka has not acknowledged, "
-        f"{format_size(status.size_bytes)} in {status.segments} segment"
-        f"{'s' if status.segments != 1 else ''}{running or '; the next producer sends them first'}"
+        f"{format_size(status.size_bytes)} in {status.segments} segment{_s(status.segments)}"
+        f"{running or '; the next producer sends them first'}{dead}"
     )

@@ -112,4 +112,6 @@ def spool_text(stats: Any) -> str:
     )
     if stats.down_s:
         text += f" | kafka down {format_eta(stats.down_s)}"
+    if stats.dead_letters:
+        text += f" | dead letters {stats.dead_letters:,}"
     return text

@@ -35,6 +35,7 @@ from tickstream.errors import EnvironmentProblem, TickstreamError
 from tickstream.kafka.acks import AckTracker, Partitioner
 from tickstream.kafka.admin import credentials_error
 from tickstream.kafka.clients import producer_config
+from tickstream.kafka.deadletters import DeadLetter, DeadLetters, now_ms
 from tickstream.kafka.spool import Block, Spool, SpoolFullError, SpoolReader, format_size
 from tickstream.sources.base import TickSource
 from tickstream.ticks.codec import encode_heartbeat
@@ -50,6 +51,18 @@ DRAIN_STEP = 200_000
 # Started while Kafka does not answer: how often, and how long, the topic is looked up again.
 LOOKUP_EVERY_S = 2.0
 LOOKUP_TIMEOUT_S = 0.5
+# Kafka's refusals of a record itself, whatever the state of the cluster: such a tick would be
+# refused again at every try, so it goes to the dead letters (kafka/deadletters.py).
+REFUSED_FOR_GOOD = {
+    KafkaError.MSG_SIZE_TOO_LARGE,  # over the topic's max.message.bytes (or the client's)
+    KafkaError.INVALID_RECORD,
+    KafkaError.INVALID_MSG,  # a corrupt record
+    KafkaError.INVALID_MSG_SIZE,
+    KafkaError.INVALID_TIMESTAMP,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+}
+# The acknowledgement tracker's partition for a tick the client refused before sending it.
+REFUSED_HERE = -1
 
 
 @dataclass
@@ -69,6 +82,7 @@ class ProduceStats:
     spool_bytes: int = 0
     spool_path: str | None = None
     down_s: float = 0.0  # how long Kafka has been unreachable, now
+    dead_letters: int = 0  # ticks Kafka refused for good, moved to the dead letters
 
     @property
     def acknowledged(self) -> int:
@@ -78,7 +92,9 @@ class ProduceStats:
     def ok(self) -> bool:
         # With a spool, what Kafka has not acknowledged is kept for the next start, not lost.
         lost = self.undelivered if self.spool_path is None else 0
-        return self.failed == 0 and lost == 0 and self.heartbeats_failed == 0
+        return (
+            self.failed == 0 and lost == 0 and self.heartbeats_failed == 0 and not self.dead_letters
+        )
 
     def summary(self) -> str:
         rate = self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
@@ -103,6 +119,11 @@ class ProduceStats:
                 )
             else:
                 text += "; the spool is empty (Kafka acknowledged every tick)"
+            if self.dead_letters:
+                text += (
+                    f"; {self.dead_letters:,} tick{'' if self.dead_letters == 1 else 's'} Kafka "
+                    "refused for good went to the dead letters (`tickstream produce --status`)"
+                )
         return text
 
 
@@ -141,6 +162,7 @@ class TickProducer:
         self._rest: Block | None = None  # what is left of a block handed in part
         self._resend_end = 0  # ticks below this were spooled by an earlier run
         self._next_lookup = 0.0  # started offline: when to look the topic up again
+        self._dead = DeadLetters(spool.folder) if spool is not None else None
 
     # --- callbacks (run inside poll/flush) ------------------------------------------------------
 
@@ -183,8 +205,13 @@ class TickProducer:
         if err.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
             self._tracker.delivered(partition, ok=False)  # given up at exit: still spooled
             return
-        # Never a timeout (a spooled tick is never given up): Kafka refused it for good. It
-        # stays in the spool, and so does everything after it; stop and say why.
+        if err.code() in REFUSED_FOR_GOOD:
+            self._dead_letter(msg.key(), msg.value(), err.str())
+            self._tracker.delivered(partition)  # kept in the dead letters: the spool goes on
+            return
+        # Never a timeout (a spooled tick is never given up), not the tick's fault (refused
+        # credentials, a deleted topic): it stays in the spool, and so does everything after
+        # it; stop and say why.
         self._tracker.delivered(partition, ok=False)
         self.stats.failed += 1
         self._record(
@@ -192,6 +219,20 @@ class TickProducer:
             "the spool, and the next start tries it again"
         )
         self.stop.set()
+
+    def _dead_letter(self, key: bytes | str | None, value: bytes | str | None, why: str) -> None:
+        """Keep a tick Kafka refused for good beside the spool, durably, before the spool's
+        cursor can pass it."""
+        assert self._dead is not None
+        as_bytes = value.encode() if isinstance(value, str) else value or b""
+        name = key.decode() if isinstance(key, bytes) else key or ""
+        self._dead.add(DeadLetter(self.topic, name, as_bytes, why, now_ms()))
+        self.stats.dead_letters += 1
+        if self.stats.dead_letters == 1:
+            self.notify(
+                f"kafka refused a tick for good ({why}); it goes to the dead letters at "
+                f"{self._dead.path}, and the spool goes on"
+            )
 
     def _on_heartbeat_failed(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None and err.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
@@ -547,16 +588,28 @@ class TickProducer:
         done = 0
         while done < n:
             i = done
+            refused: KafkaException | None = None
             try:
                 for i in range(done, n):
                     produce(topic, values[i], keys[i], parts[i], on_delivery)
                 i = n
             except BufferError:
                 pass
+            except KafkaException as exc:  # the client refused tick i before sending it
+                refused = exc
             if i > done:
                 # Registered before any poll: acknowledgements are served only inside poll.
                 self._tracker.handed(block.first_seq + done, parts[done:i])
                 done = i
+            if refused is not None:
+                error = refused.args[0]
+                if not isinstance(error, KafkaError) or error.code() not in REFUSED_FOR_GOOD:
+                    raise refused
+                self._dead_letter(keys[i], values[i], error.str())
+                self._tracker.handed(block.first_seq + i, [REFUSED_HERE])
+                self._tracker.delivered(REFUSED_HERE)
+                done = i + 1
+                continue
             if done < n:
                 if not self._can_hand() or self.stop.is_set():
                     break

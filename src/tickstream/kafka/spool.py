@@ -11,6 +11,8 @@ Every tick has a sequence number, in the order the source gave it. A folder per 
 
     LOCK                        held by the running producer (flock); holds its pid
     cursor                      the first sequence number not known to be in Kafka
+    topic.json                  the topic and its partition count, as last seen
+    dead-letters.jsonl          ticks Kafka refused for good (kafka/deadletters.py)
     00000000000000000000.wal    a segment, named by the sequence number of its first tick
 
 A block (little-endian)::
@@ -41,6 +43,7 @@ from typing import BinaryIO
 import numpy as np
 
 from tickstream.errors import TickstreamError
+from tickstream.kafka.deadletters import DeadLetters
 
 MAGIC = b"TSB1"
 HEADER = struct.Struct("<4sII")  # magic, body length, crc32(body)
@@ -97,6 +100,7 @@ class SpoolStatus:
     next_seq: int
     cursor: int
     producer_pid: int | None  # the running producer holding it, if any
+    dead_letters: int = 0  # ticks Kafka refused for good, beside it (kafka/deadletters.py)
 
 
 def encode_block(first_seq: int, keys: Sequence[bytes], values: Sequence[bytes]) -> bytes:
@@ -520,6 +524,7 @@ def spool_status(folder: Path) -> SpoolStatus:
         next_seq=next_seq,
         cursor=cursor,
         producer_pid=_holder(folder),
+        dead_letters=DeadLetters(folder).count(),
     )
 
 

@@ -54,20 +54,36 @@ def _require(obj: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> A
     return value
 
 
+def _no_repeated_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        repeated = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise InvalidEvent("duplicate_key", repeated)
+    return obj
+
+
 def decode(payload: bytes) -> Tick | Heartbeat:
     """Parse and validate one message; raise :class:`InvalidEvent` with a reason code."""
     try:
-        obj = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = payload.decode()
+        obj, end = json.JSONDecoder(object_pairs_hook=_no_repeated_key).raw_decode(text.lstrip())
+    except UnicodeDecodeError as exc:
         raise InvalidEvent("malformed_json", str(exc)) from None
+    except json.JSONDecodeError as exc:
+        reason = "single_quotes" if exc.doc[exc.pos : exc.pos + 1] == "'" else "malformed_json"
+        raise InvalidEvent(reason, str(exc)) from None
+    if text.lstrip()[end:].strip():
+        raise InvalidEvent("trailing_text", "text after the JSON value")
     if not isinstance(obj, dict):
         raise InvalidEvent("malformed_json", "not an object")
+    if "producer_id" in obj:
+        _require(obj, "producer_id", str)
     if obj.get("schema_version") != SCHEMA_VERSION:
         raise InvalidEvent("unknown_schema_version", repr(obj.get("schema_version")))
     kind = obj.get("type")
     ts_ms = _require(obj, "ts_epoch_ms", int)
     if kind == "heartbeat":
-        return Heartbeat(producer_id=str(_require(obj, "producer_id", str)), ts_epoch_ms=ts_ms)
+        return Heartbeat(producer_id=_require(obj, "producer_id", str), ts_epoch_ms=ts_ms)
     if kind != "tick":
         raise InvalidEvent("unknown_type", repr(kind))
     symbol = _require(obj, "symbol", str)

@@ -238,9 +238,11 @@ def dead_letters(settings: Settings, *, resend: bool, timeout_s: float) -> str:
     from tickstream.kafka.deadletters import resend as send_again
     from tickstream.kafka.spool import Spool
 
+    dead = DeadLetters(settings.spool_folder)
+    if not dead.path.exists():
+        return f"dead letters at {dead.path}: none"
     spool = Spool(settings.spool_folder, max_bytes=int(settings.spool_max_bytes)).open()
     try:
-        dead = DeadLetters(spool.folder)
         letters = dead.read()
         if not letters:
             return f"dead letters at {dead.path}: none"

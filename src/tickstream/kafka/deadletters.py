@@ -11,8 +11,9 @@ here, one JSON line each, and the spool goes on::
 ``value`` is the message's text (``value_base64`` instead for bytes that are not UTF-8). A line
 is appended and ``fsync``'d before the spool's cursor may pass its tick, so a crash between
 the two sends the tick again (and refuses it again): a tick is in Kafka, in the spool or
-here. A torn last line (a crash inside its write) is such a tick, still in the spool; it is
-left out when reading, and cut off by the next write.
+here. A torn last line (a crash inside its write, no newline after it) is such a tick, still in
+the spool: reading leaves it out, and the next letter is written in its place. Any other line
+that does not read is an error, never skipped.
 
 ``tickstream produce --resend-dead-letters`` sends them again (after the topic's limit is
 raised, say), ``--drop-dead-letters`` deletes them.
@@ -29,6 +30,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
+
+from tickstream.errors import TickstreamError
 
 if TYPE_CHECKING:
     from tickstream.config import Settings
@@ -86,9 +89,7 @@ class DeadLetters:
         """Append one letter, durably (a refusal is rare: an fsync each)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a+b") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() and not _ends_a_line(f):
-                f.write(b"\n")  # after a torn line: it stays torn, and is left out
+            _cut_torn_line(f)
             f.write(letter.to_json().encode() + b"\n")
             f.flush()
             os.fsync(f.fileno())
@@ -97,12 +98,18 @@ class DeadLetters:
         """Every whole letter, oldest first."""
         if not self.path.exists():
             return []
+        # What follows the last newline was torn in a crash: its tick is still in the spool.
+        whole, _, _torn = self.path.read_bytes().rpartition(b"\n")
         letters = []
-        for line in self.path.read_text().splitlines():
+        for number, line in enumerate(whole.split(b"\n") if whole else [], 1):
             try:
-                letters.append(DeadLetter.from_json(line))
-            except (ValueError, KeyError):  # torn in a crash: its tick is still in the spool
-                continue
+                letters.append(DeadLetter.from_json(line.decode()))
+            except (ValueError, KeyError, UnicodeDecodeError):
+                raise TickstreamError(
+                    f"line {number} of the dead letters at {self.path} does not read as one",
+                    "mend or delete that line (a letter is one JSON object: topic, key, "
+                    "value or value_base64, reason, at)",
+                ) from None
         return letters
 
     def count(self) -> int:
@@ -126,9 +133,22 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _ends_a_line(f: BinaryIO) -> bool:
-    f.seek(-1, os.SEEK_END)
-    return bool(f.read(1) == b"\n")
+def _cut_torn_line(f: BinaryIO) -> None:
+    """Cut off a last line without its newline (a write a crash cut short)."""
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - 1))
+    if not size or f.read(1) == b"\n":
+        return
+    end = size - 1
+    while end > 0:  # back, a block at a time, to the last newline
+        start = max(0, end - 65536)
+        f.seek(start)
+        found = f.read(end - start).rfind(b"\n")
+        if found >= 0:
+            f.truncate(start + found + 1)
+            return
+        end = start
+    f.truncate(0)
 
 
 def resend(settings: Settings, letters: list[DeadLetter], timeout_s: float) -> list[DeadLetter]:

@@ -48,6 +48,20 @@ def spawn_produce(
     )
 
 
+def run_tickstream(
+    env: Mapping[str, str], *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """`tickstream ARGS` run to its end in a process of its own, its output kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "tickstream", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def run_group(
     args: list[str],
     *,

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import produce_env, spawn_produce, wait_until
+from tests.helpers import produce_env, run_tickstream, spawn_produce, wait_until
 from tests.integration.test_bars_job import as_dicts
 from tests.streams import iso
 from tickstream.kafka.admin import TopicSpec, ensure_topics
@@ -71,13 +70,8 @@ def producer_env(bootstrap: str, topic: str, home: Path, **more: str) -> dict[st
 
 
 def spool_status(env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "tickstream", "produce", "--status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_tickstream(env, "produce", "--status")
+    assert done.returncode == 0, done.stderr
     return done.stdout
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import pyspark
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import run_tickstream, wait_until
 from tests.integration.test_bars_job import WINDOW_MS, as_dicts
 from tests.reference import lake_bars, reference_bars
 from tests.streams import es_ticks, send_heartbeat, send_hostile
@@ -109,15 +108,7 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 
 
 def tickstream(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """A `tickstream` command run to its end, its output kept."""
-    return subprocess.run(
-        [sys.executable, "-m", "tickstream", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return run_tickstream(env, *args, timeout=900)
 
 
 def test_the_job_on_a_standalone_cluster_gives_the_same_bars(

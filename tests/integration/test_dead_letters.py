@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in __al
     ConfigResource,
 )
 
+from tests.helpers import run_tickstream
 from tests.integration.test_producer import split
 from tests.kafka_helpers import consume_all
 from tests.spool_scenarios import producer_env, spool_status
@@ -80,14 +80,7 @@ def test_a_tick_kafka_refuses_goes_to_the_dead_letters_and_the_ticks_behind_it_g
     env = producer_env(kafka_broker, topic, tmp_path / "home", SPOOL_DIR=str(folder))
 
     def produce(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tickstream", "produce", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        return run_tickstream(env, "produce", *args, timeout=180)
 
     run = produce("--spool", "on", "--count", "300", "--msgs-per-sec", "1000", "--seed", "5")
     # The run goes on past both, says so, and ends non-zero: two ticks are not in Kafka.

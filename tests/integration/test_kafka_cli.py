@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import repo_jars_dir
+from tests.helpers import run_tickstream
 from tickstream.kafka.admin import admin_client, is_ready
 from tickstream.kafka.local import free_port
 
@@ -21,14 +21,7 @@ def run(home: Path, *args: str, timeout: float = 180) -> subprocess.CompletedPro
         "TICKSTREAM_HOME": str(home),
         "TICKSTREAM_JARS_DIR": str(repo_jars_dir()),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "tickstream", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_tickstream(env, *args, timeout=timeout)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import gzip
 import json
 import signal
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,7 +14,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.helpers import ES_DATA, REPLAY_ES, produce_env, spawn_produce, wait_until
+from tests.helpers import (
+    ES_DATA,
+    REPLAY_ES,
+    produce_env,
+    run_tickstream,
+    spawn_produce,
+    wait_until,
+)
 from tests.kafka_helpers import Record, consume_all
 from tickstream.kafka.local import free_port
 
@@ -25,14 +31,7 @@ DATA = ES_DATA
 def produce(
     bootstrap: str, topic: str, *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tickstream", "produce", *args],
-        env=produce_env(bootstrap, topic),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_tickstream(produce_env(bootstrap, topic), "produce", *args, timeout=timeout)
 
 
 Pair = tuple[Record, dict[str, Any]]

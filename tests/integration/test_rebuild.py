@@ -21,6 +21,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import SparkSession
 
+from tests.helpers import run_tickstream
 from tests.integration.test_activity_bars import table_bars
 from tests.integration.test_bars_job import replay_args
 from tests.reference import assert_same_bars, lake_bars, lake_sql, reference_bars
@@ -81,14 +82,7 @@ def _env(out: Path | str, settings: Settings, **more: str) -> dict[str, str]:
 def rebuild_cli(
     lake: Path | str, settings: Settings, *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tickstream", "lake", "rebuild", *args],
-        env=_env(lake, settings),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_tickstream(_env(lake, settings), "lake", "rebuild", *args)
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import repo_jars_dir
+from tests.helpers import run_tickstream
 from tests.kafka_helpers import consume_all
 from tests.reference import lake_sql
 from tickstream.config import load_settings
@@ -77,14 +77,7 @@ def env_for(bootstrap: str, password: str, out: Path) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tickstream", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_tickstream(env, *args)
 
 
 def test_wrong_credentials_fail_fast_and_write_nothing(

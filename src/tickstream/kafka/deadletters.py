@@ -24,14 +24,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from tickstream.config.forms import parse_instant_ms
 from tickstream.errors import TickstreamError
+from tickstream.sources.base import now_ms
+from tickstream.ticks.schema import iso_utc
 
 if TYPE_CHECKING:
     from tickstream.config import Settings
@@ -54,11 +55,7 @@ class DeadLetter:
         except UnicodeDecodeError:
             record["value_base64"] = base64.b64encode(self.value).decode()
         record["reason"] = self.reason
-        record["at"] = (
-            datetime.fromtimestamp(self.at_ms / 1000, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        record["at"] = iso_utc(self.at_ms)
         return json.dumps(record, separators=(",", ":"))
 
     @classmethod
@@ -69,13 +66,12 @@ class DeadLetter:
             if "value" in record
             else base64.b64decode(record["value_base64"])
         )
-        at = datetime.fromisoformat(record["at"].replace("Z", "+00:00"))
         return cls(
             topic=str(record["topic"]),
             key=str(record["key"]),
             value=value,
             reason=str(record["reason"]),
-            at_ms=int(at.timestamp() * 1000),
+            at_ms=parse_instant_ms(record["at"]),
         )
 
 
@@ -129,10 +125,6 @@ class DeadLetters:
         aside.replace(self.path)
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _cut_torn_line(f: BinaryIO) -> None:
     """Cut off a last line without its newline (a write a crash cut short)."""
     size = f.seek(0, os.SEEK_END)
@@ -184,7 +176,7 @@ def resend(settings: Settings, letters: list[DeadLetter], timeout_s: float) -> l
         try:
             producer.produce(letter.topic, letter.value, letter.key, on_delivery=done)
         except KafkaException as exc:  # refused by the client itself (too large for it)
-            refused.append(replace(letter, reason=str(exc.args[0].str()), at_ms=now_ms()))
+            refused.append(replace(letter, reason=exc.args[0].str(), at_ms=now_ms()))
         producer.poll(0)
     left = producer.flush(timeout_s + 5)
     if left or outage:

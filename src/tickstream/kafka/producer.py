@@ -35,9 +35,9 @@ from tickstream.errors import EnvironmentProblem, TickstreamError
 from tickstream.kafka.acks import AckTracker, Partitioner
 from tickstream.kafka.admin import credentials_error
 from tickstream.kafka.clients import producer_config
-from tickstream.kafka.deadletters import DeadLetter, DeadLetters, now_ms
+from tickstream.kafka.deadletters import DeadLetter, DeadLetters
 from tickstream.kafka.spool import Block, Spool, SpoolFullError, SpoolReader, format_size
-from tickstream.sources.base import TickSource
+from tickstream.sources.base import TickSource, now_ms
 from tickstream.ticks.codec import encode_heartbeat
 from tickstream.ticks.schema import Heartbeat
 

@@ -55,24 +55,25 @@ def _require(obj: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> A
 
 
 def _no_repeated_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        repeated = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
-        raise InvalidEvent("duplicate_key", repeated)
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise InvalidEvent("duplicate_key", key)
+        obj[key] = value
     return obj
 
 
 def decode(payload: bytes) -> Tick | Heartbeat:
     """Parse and validate one message; raise :class:`InvalidEvent` with a reason code."""
     try:
-        text = payload.decode()
-        obj, end = json.JSONDecoder(object_pairs_hook=_no_repeated_key).raw_decode(text.lstrip())
+        text = payload.decode().lstrip()
+        obj, end = json.JSONDecoder(object_pairs_hook=_no_repeated_key).raw_decode(text)
     except UnicodeDecodeError as exc:
         raise InvalidEvent("malformed_json", str(exc)) from None
     except json.JSONDecodeError as exc:
         reason = "single_quotes" if exc.doc[exc.pos : exc.pos + 1] == "'" else "malformed_json"
         raise InvalidEvent(reason, str(exc)) from None
-    if text.lstrip()[end:].strip():
+    if text[end:].strip():
         raise InvalidEvent("trailing_text", "text after the JSON value")
     if not isinstance(obj, dict):
         raise InvalidEvent("malformed_json", "not an object")
